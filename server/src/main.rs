@@ -1,1 +1,126 @@
-fn main() {}
+//! `chatroom-server`: runs a chatroom server.
+//!
+//! Settings come from the defaults, then the `--config` TOML file, then the flags (the last
+//! wins). Logs go to stderr through `tracing`; set `RUST_LOG` (default `info`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chatroom_server::config::parse_duration;
+use chatroom_server::{Server, ServerConfig, TlsIdentity};
+use clap::Parser;
+
+/// A QUIC chatroom server for weak networks.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file; every key is documented in the README.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// UDP address to listen on [default: 127.0.0.1:4433].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Region name sent to clients in the welcome [default: default].
+    #[arg(long, value_name = "NAME")]
+    region: Option<String>,
+    /// PEM certificate chain (with --key); without it a self-signed development certificate is
+    /// created in --data-dir and reused.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Where the development certificate is kept [default: ./chatroom-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Create rooms on first join (the joiner becomes the owner).
+    #[arg(long)]
+    auto_create_rooms: bool,
+    /// QUIC idle timeout, e.g. 30s [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// QUIC keep-alive interval, e.g. 10s [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    keep_alive: Option<Duration>,
+    /// How long a kicked user stays banned from the room [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    ban_duration: Option<Duration>,
+    /// Largest message text in bytes [default: 8192].
+    #[arg(long, value_name = "BYTES")]
+    max_message_len: Option<usize>,
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<ServerConfig> {
+        let mut config = match &self.config {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { config.$field = v; } )* };
+        }
+        apply!(listen, region, data_dir, idle_timeout, keep_alive, ban_duration, max_message_len);
+        if let (Some(cert), Some(key)) = (self.cert, self.key) {
+            config.cert = Some(cert);
+            config.key = Some(key);
+        }
+        config.auto_create_rooms |= self.auto_create_rooms;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Args::parse().into_config()?;
+    let identity = match (&config.cert, &config.key) {
+        (Some(cert), Some(key)) => TlsIdentity::from_pem_files(cert, key)?,
+        _ => {
+            let (identity, path) = TlsIdentity::dev_identity(&config.data_dir)?;
+            tracing::info!(cert = %path.display(), "using the self-signed development certificate; clients trust it with --ca");
+            identity
+        }
+    };
+    tracing::warn!("open mode: no authentication is configured; any user id is accepted");
+    let server = Server::bind(config, &identity).context("cannot start the server")?;
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down gracefully");
+        stop.shutdown();
+    });
+    server.run().await;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,577 @@
+//! One room: members, roles, mutes, bans and the message sequence.
+//!
+//! Plain state with no I/O and no clock: every operation that depends on time takes `now`, and
+//! fan-out is a push of one encoded frame into each member's [`OutboundQueue`]. The registry
+//! keeps each room behind a short-lived lock; nothing here awaits.
+//!
+//! Rules worth knowing (see `protocol/PROTOCOL.md` for the full list):
+//! - A user is a member once, however many of its connections joined; it stops being a member
+//!   when its last connection leaves. Admin role and attributes end with the membership.
+//! - Ownership belongs to the room: its creator is Owner whenever it is a member.
+//! - Mutes and bans belong to the room too, so that leaving and rejoining does not lift them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chatroom_protocol::{
+    Attributes, ErrorCode, ErrorFrame, JoinedRoom, LeaveReason, MemberInfo, MemberPage, Priority,
+    PrivateMessage, Role, RoomFrame, RoomMessage, validate_kind,
+};
+
+use crate::config::ServerConfig;
+use crate::outbound::OutboundQueue;
+
+/// Identifies one connection within this server process.
+pub type ConnId = u64;
+
+/// One connection's subscription to a room: where its frames go.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// The connection.
+    pub conn: ConnId,
+    /// The id announced in the stream's [`RoomFrame::Open`].
+    pub stream_id: u64,
+    /// The queue drained into the connection's room stream.
+    pub queue: Arc<OutboundQueue>,
+}
+
+#[derive(Debug)]
+struct Member {
+    role: Role,
+    attributes: Attributes,
+    subscribers: Vec<Subscriber>,
+}
+
+/// A room's state.
+#[derive(Debug)]
+pub struct Room {
+    id: String,
+    creator: String,
+    next_seq: u64,
+    members: BTreeMap<String, Member>,
+    /// Muted users: until when, or `None` until unmuted.
+    mutes: HashMap<String, Option<Instant>>,
+    /// Kicked users and when their ban ends.
+    bans: HashMap<String, Instant>,
+    /// Since when the room has had no member.
+    empty_since: Option<Instant>,
+    /// The member count last announced to a large room, and when.
+    announced_count: Option<(u64, Instant)>,
+    /// Set when the registry dropped the room; a stale handle then refuses everything.
+    closed: bool,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
+    ErrorFrame::new(code, message)
+}
+
+fn encode(frame: &RoomFrame) -> Result<Bytes, ErrorFrame> {
+    // Only a frame over the protocol maximum fails to encode, and every input was checked
+    // against far smaller limits first; should it happen anyway, it is our bug, not the peer's.
+    chatroom_protocol::encode(frame).map_err(|e| error(ErrorCode::Internal, e.to_string()))
+}
+
+impl Room {
+    /// A new, empty room created by `creator`.
+    pub fn new(id: String, creator: String, now: Instant) -> Self {
+        Self {
+            id,
+            creator,
+            next_seq: 1,
+            members: BTreeMap::new(),
+            mutes: HashMap::new(),
+            bans: HashMap::new(),
+            empty_since: Some(now),
+            announced_count: None,
+            closed: false,
+        }
+    }
+
+    /// The room id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// How many members the room has.
+    pub fn member_count(&self) -> u64 {
+        self.members.len() as u64
+    }
+
+    /// The sequence number the next message will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether the registry dropped this room.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn check_open(&self) -> Result<(), ErrorFrame> {
+        if self.closed {
+            return Err(error(ErrorCode::RoomNotFound, format!("room {} was closed", self.id)));
+        }
+        Ok(())
+    }
+
+    fn member(&self, user: &str) -> Result<&Member, ErrorFrame> {
+        self.members.get(user).ok_or_else(|| {
+            error(ErrorCode::NotAMember, format!("{user} is not in room {}", self.id))
+        })
+    }
+
+    fn presence_on(&self, config: &ServerConfig) -> bool {
+        self.members.len() < config.presence_event_limit
+    }
+
+    /// Sends one frame, encoded once, to every subscriber of every member except `except`.
+    fn broadcast(&self, frame: &RoomFrame, except: Option<&str>) -> Result<(), ErrorFrame> {
+        let bytes = encode(frame)?;
+        for (user, member) in &self.members {
+            if Some(user.as_str()) == except {
+                continue;
+            }
+            for sub in &member.subscribers {
+                sub.queue.push(bytes.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `sub`'s connection to the room as `user`. The subscriber's queue receives
+    /// [`RoomFrame::Open`] first, then everything the room says from now on.
+    pub fn join(
+        &mut self,
+        user: &str,
+        sub: Subscriber,
+        now: Instant,
+        config: &ServerConfig,
+    ) -> Result<JoinedRoom, ErrorFrame> {
+        self.check_open()?;
+        if let Some(&until) = self.bans.get(user) {
+            if until > now {
+                let secs = (until - now).as_secs_f64().ceil() as u64;
+                return Err(error(
+                    ErrorCode::Banned,
+                    format!("you were kicked from room {}; try again in {secs} s", self.id),
+                ));
+            }
+            self.bans.remove(user);
+        }
+        if let Some(member) = self.members.get(user) {
+            if member.subscribers.iter().any(|s| s.conn == sub.conn) {
+                return Err(error(
+                    ErrorCode::AlreadyJoined,
+                    format!("already in room {}", self.id),
+                ));
+            }
+        }
+        sub.queue
+            .push(encode(&RoomFrame::Open { room: self.id.clone(), stream_id: sub.stream_id })?);
+        let stream_id = sub.stream_id;
+        let role = match self.members.get_mut(user) {
+            Some(member) => {
+                member.subscribers.push(sub);
+                member.role
+            }
+            None => {
+                let role = if user == self.creator { Role::Owner } else { Role::Member };
+                let member = Member { role, attributes: Attributes::new(), subscribers: vec![sub] };
+                self.members.insert(user.to_string(), member);
+                if self.presence_on(config) {
+                    let frame = RoomFrame::MemberJoined { user: user.to_string(), role };
+                    self.broadcast(&frame, Some(user))?;
+                }
+                role
+            }
+        };
+        self.empty_since = None;
+        Ok(JoinedRoom {
+            room: self.id.clone(),
+            role,
+            members: self.member_count(),
+            next_seq: self.next_seq,
+            stream_id,
+        })
+    }
+
+    /// Removes connection `conn` of `user` from the room. Its stream ends with `last` (for a
+    /// requested leave; `None` when the connection is gone). When it was the user's last
+    /// connection in the room, the user stops being a member and the room is told.
+    fn remove_subscriber(
+        &mut self,
+        user: &str,
+        conn: ConnId,
+        last: Option<RoomFrame>,
+        now: Instant,
+        config: &ServerConfig,
+    ) -> Result<(), ErrorFrame> {
+        let not_in = || error(ErrorCode::NotAMember, format!("not in room {}", self.id));
+        let member = self.members.get_mut(user).ok_or_else(not_in)?;
+        let index = member.subscribers.iter().position(|s| s.conn == conn).ok_or_else(not_in)?;
+        let sub = member.subscribers.swap_remove(index);
+        sub.queue.close(last.as_ref().map(encode).transpose()?);
+        if !member.subscribers.is_empty() {
+            return Ok(());
+        }
+        self.members.remove(user);
+        if self.members.is_empty() {
+            self.empty_since = Some(now);
+        } else if self.presence_on(config) {
+            self.broadcast(&RoomFrame::MemberLeft { user: user.to_string() }, None)?;
+        }
+        Ok(())
+    }
+
+    /// Connection `conn` of `user` asked to leave.
+    pub fn leave(
+        &mut self,
+        user: &str,
+        conn: ConnId,
+        now: Instant,
+        config: &ServerConfig,
+    ) -> Result<(), ErrorFrame> {
+        let last = RoomFrame::Left { reason: LeaveReason::Requested };
+        self.remove_subscriber(user, conn, Some(last), now, config)
+    }
+
+    /// Connection `conn` of `user` is gone; if it was still subscribed, it leaves.
+    pub fn disconnect(&mut self, user: &str, conn: ConnId, now: Instant, config: &ServerConfig) {
+        // Not being subscribed any more (kicked, or left earlier) is the normal case here.
+        let _ = self.remove_subscriber(user, conn, None, now, config);
+    }
+
+    fn check_can_send(
+        &mut self,
+        user: &str,
+        text: &str,
+        now: Instant,
+        config: &ServerConfig,
+    ) -> Result<(), ErrorFrame> {
+        self.check_open()?;
+        self.member(user)?;
+        match self.mutes.get(user) {
+            Some(None) => {
+                return Err(error(ErrorCode::Muted, format!("you are muted in room {}", self.id)));
+            }
+            Some(Some(until)) if *until > now => {
+                let secs = (*until - now).as_secs_f64().ceil() as u64;
+                return Err(error(
+                    ErrorCode::Muted,
+                    format!("you are muted in room {} for {secs} more s", self.id),
+                ));
+            }
+            Some(Some(_)) => {
+                self.mutes.remove(user);
+            }
+            None => {}
+        }
+        if text.len() > config.max_message_len {
+            return Err(error(
+                ErrorCode::TooLarge,
+                format!(
+                    "message of {} bytes exceeds the maximum of {}",
+                    text.len(),
+                    config.max_message_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `user` sends a message to the room; returns its sequence number. Every member, the sender
+    /// included, receives it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        user: &str,
+        text: String,
+        kind: Option<String>,
+        priority: Priority,
+        now: Instant,
+        unix_ms: u64,
+        config: &ServerConfig,
+    ) -> Result<u64, ErrorFrame> {
+        self.check_can_send(user, &text, now, config)?;
+        if let Some(kind) = &kind {
+            validate_kind(kind).map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?;
+        }
+        let seq = self.next_seq;
+        let message = RoomMessage {
+            seq,
+            from: user.to_string(),
+            timestamp_ms: unix_ms,
+            kind,
+            priority,
+            text,
+        };
+        self.broadcast(&RoomFrame::Message(message), None)?;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// `from` sends a private message to every connection of member `to`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn private(
+        &mut self,
+        from: &str,
+        to: &str,
+        text: String,
+        kind: Option<String>,
+        now: Instant,
+        unix_ms: u64,
+        config: &ServerConfig,
+    ) -> Result<(), ErrorFrame> {
+        self.check_can_send(from, &text, now, config)?;
+        if let Some(kind) = &kind {
+            validate_kind(kind).map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?;
+        }
+        let target = self.member(to)?;
+        let message = PrivateMessage { from: from.to_string(), timestamp_ms: unix_ms, kind, text };
+        let bytes = encode(&RoomFrame::Private(message))?;
+        for sub in &target.subscribers {
+            sub.queue.push(bytes.clone());
+        }
+        Ok(())
+    }
+
+    /// Checks that `actor` may moderate `target`: the actor is owner or admin, and an admin acts
+    /// only on plain members. `target` need not be a member (mutes outlive memberships).
+    fn check_moderator(&self, actor: &str, target: &str) -> Result<(), ErrorFrame> {
+        self.check_open()?;
+        let actor_role = self.member(actor)?.role;
+        if actor_role < Role::Admin {
+            return Err(error(ErrorCode::Forbidden, "only the owner and admins can do this"));
+        }
+        if actor == target {
+            return Err(error(ErrorCode::BadRequest, "you cannot do this to yourself"));
+        }
+        let target_role = if target == self.creator {
+            Role::Owner
+        } else {
+            self.members.get(target).map_or(Role::Member, |m| m.role)
+        };
+        if actor_role == Role::Admin && target_role >= Role::Admin {
+            return Err(error(
+                ErrorCode::Forbidden,
+                "admins cannot act on the owner or other admins",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The owner `actor` makes `target` an admin (`Role::Admin`) or a plain member again
+    /// (`Role::Member`).
+    pub fn set_role(
+        &mut self,
+        actor: &str,
+        target: &str,
+        role: Role,
+        config: &ServerConfig,
+    ) -> Result<(), ErrorFrame> {
+        self.check_open()?;
+        if self.member(actor)?.role != Role::Owner {
+            return Err(error(ErrorCode::Forbidden, "only the owner can grant or revoke admin"));
+        }
+        if role == Role::Owner {
+            return Err(error(ErrorCode::BadRequest, "ownership cannot be granted"));
+        }
+        let member = self.members.get_mut(target).ok_or_else(|| {
+            error(ErrorCode::NotAMember, format!("{target} is not in room {}", self.id))
+        })?;
+        if member.role == Role::Owner {
+            return Err(error(ErrorCode::Forbidden, "the owner's role cannot be changed"));
+        }
+        if member.role == role {
+            return Ok(());
+        }
+        member.role = role;
+        if self.presence_on(config) {
+            let frame =
+                RoomFrame::RoleChanged { user: target.to_string(), role, by: actor.to_string() };
+            self.broadcast(&frame, None)?;
+        }
+        Ok(())
+    }
+
+    /// `actor` mutes member `target` for `duration`, or until unmuted.
+    pub fn mute(
+        &mut self,
+        actor: &str,
+        target: &str,
+        duration: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), ErrorFrame> {
+        self.check_moderator(actor, target)?;
+        self.member(target)?;
+        self.mutes.insert(target.to_string(), duration.map(|d| now + d));
+        let frame = RoomFrame::Muted {
+            user: target.to_string(),
+            by: actor.to_string(),
+            seconds: duration.map(|d| d.as_secs()),
+        };
+        self.broadcast(&frame, None)
+    }
+
+    /// `actor` lifts `target`'s mute. Lifting a mute that is not there is not an error.
+    pub fn unmute(&mut self, actor: &str, target: &str, now: Instant) -> Result<(), ErrorFrame> {
+        self.check_moderator(actor, target)?;
+        match self.mutes.remove(target) {
+            Some(until) if until.is_none_or(|t| t > now) => {
+                let frame = RoomFrame::Unmuted { user: target.to_string(), by: actor.to_string() };
+                self.broadcast(&frame, None)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `actor` removes member `target` from the room and bans it for the configured time. The
+    /// room, the target included, is told; the target's streams then end.
+    pub fn kick(
+        &mut self,
+        actor: &str,
+        target: &str,
+        now: Instant,
+        config: &ServerConfig,
+    ) -> Result<(), ErrorFrame> {
+        self.check_moderator(actor, target)?;
+        self.member(target)?;
+        self.broadcast(
+            &RoomFrame::Kicked { user: target.to_string(), by: actor.to_string() },
+            None,
+        )?;
+        let left = encode(&RoomFrame::Left { reason: LeaveReason::Kicked })?;
+        if let Some(member) = self.members.remove(target) {
+            for sub in member.subscribers {
+                sub.queue.close(Some(left.clone()));
+            }
+        }
+        self.bans.insert(target.to_string(), now + config.ban_duration);
+        if self.members.is_empty() {
+            self.empty_since = Some(now);
+        }
+        Ok(())
+    }
+
+    /// `user` changes its own attributes; returns them after the change.
+    pub fn set_attributes(
+        &mut self,
+        user: &str,
+        set: Attributes,
+        remove: Vec<String>,
+        config: &ServerConfig,
+    ) -> Result<Attributes, ErrorFrame> {
+        self.check_open()?;
+        let mut attributes = self.member(user)?.attributes.clone();
+        for key in &remove {
+            attributes.remove(key);
+        }
+        for (key, value) in set {
+            if key.is_empty() {
+                return Err(error(ErrorCode::BadRequest, "attribute keys cannot be empty"));
+            }
+            attributes.insert(key, value);
+        }
+        if attributes.len() > config.max_attribute_keys {
+            return Err(error(
+                ErrorCode::TooLarge,
+                format!(
+                    "{} attributes exceed the maximum of {}",
+                    attributes.len(),
+                    config.max_attribute_keys
+                ),
+            ));
+        }
+        let len: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if len > config.max_attributes_len {
+            return Err(error(
+                ErrorCode::TooLarge,
+                format!(
+                    "attributes of {len} bytes exceed the maximum of {}",
+                    config.max_attributes_len
+                ),
+            ));
+        }
+        let presence = self.presence_on(config);
+        if let Some(member) = self.members.get_mut(user) {
+            member.attributes = attributes.clone();
+        }
+        if presence {
+            let frame = RoomFrame::AttributesChanged {
+                user: user.to_string(),
+                attributes: attributes.clone(),
+            };
+            self.broadcast(&frame, None)?;
+        }
+        Ok(attributes)
+    }
+
+    /// A member's attributes.
+    pub fn attributes(&self, user: &str) -> Result<Attributes, ErrorFrame> {
+        self.check_open()?;
+        Ok(self.member(user)?.attributes.clone())
+    }
+
+    /// One page of the member list: up to `limit` members after user id `after`, by user id.
+    pub fn members_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MemberPage, ErrorFrame> {
+        self.check_open()?;
+        let range = match after {
+            Some(after) => self
+                .members
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => self.members.range::<str, _>(..),
+        };
+        let mut members: Vec<MemberInfo> = range
+            .take(limit.saturating_add(1))
+            .map(|(user, m)| MemberInfo {
+                user: user.clone(),
+                role: m.role,
+                attributes: m.attributes.clone(),
+            })
+            .collect();
+        let next = if members.len() > limit {
+            members.truncate(limit);
+            members.last().map(|m| m.user.clone())
+        } else {
+            None
+        };
+        Ok(MemberPage { room: self.id.clone(), count: self.member_count(), members, next })
+    }
+
+    /// Periodic upkeep: forgets expired bans and mutes, announces the member count of a large
+    /// room when it changed. Returns true when the room has been empty for `empty_room_ttl` and
+    /// is now closed: the registry should drop it.
+    pub fn maintain(&mut self, now: Instant, config: &ServerConfig) -> bool {
+        self.bans.retain(|_, until| *until > now);
+        self.mutes.retain(|_, until| until.is_none_or(|t| t > now));
+        if let Some(since) = self.empty_since {
+            if now.saturating_duration_since(since) >= config.empty_room_ttl {
+                self.closed = true;
+                return true;
+            }
+        }
+        if !self.presence_on(config) {
+            let count = self.member_count();
+            let due = match self.announced_count {
+                Some((last, at)) => {
+                    last != count
+                        && now.saturating_duration_since(at) >= config.member_count_interval
+                }
+                None => true,
+            };
+            if due && self.broadcast(&RoomFrame::MemberCount { count }, None).is_ok() {
+                self.announced_count = Some((count, now));
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests;

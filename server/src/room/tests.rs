@@ -1,0 +1,242 @@
+//! Unit tests of the room rules, with time passed in and queues read directly.
+
+use bytes::BytesMut;
+use chatroom_protocol::{FrameDecoder, MAX_FRAME_LEN};
+
+use super::*;
+
+struct Conn {
+    id: ConnId,
+    queue: Arc<OutboundQueue>,
+}
+
+impl Conn {
+    fn new(id: ConnId) -> Self {
+        Self { id, queue: OutboundQueue::new(1024) }
+    }
+
+    fn sub(&self) -> Subscriber {
+        Subscriber { conn: self.id, stream_id: self.id * 10, queue: self.queue.clone() }
+    }
+
+    /// Everything queued so far, decoded.
+    fn frames(&self) -> Vec<RoomFrame> {
+        let mut batch = Vec::new();
+        self.queue.take(&mut batch);
+        let mut buf = BytesMut::new();
+        for b in batch {
+            buf.extend_from_slice(&b);
+        }
+        let decoder = FrameDecoder::new(MAX_FRAME_LEN);
+        let mut frames = Vec::new();
+        while let Some(f) = decoder.decode(&mut buf).unwrap() {
+            frames.push(f);
+        }
+        frames
+    }
+}
+
+fn setup() -> (Room, ServerConfig, Instant) {
+    let now = Instant::now();
+    (Room::new("lobby".into(), "owner".into(), now), ServerConfig::default(), now)
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ErrorFrame>) -> ErrorCode {
+    r.unwrap_err().code
+}
+
+#[test]
+fn join_send_and_sequence() {
+    let (mut room, config, now) = setup();
+    let (a, b) = (Conn::new(1), Conn::new(2));
+    let joined = room.join("owner", a.sub(), now, &config).unwrap();
+    assert_eq!((joined.role, joined.members, joined.next_seq), (Role::Owner, 1, 1));
+    let joined = room.join("bob", b.sub(), now, &config).unwrap();
+    assert_eq!((joined.role, joined.members), (Role::Member, 2));
+    assert_eq!(code(room.join("bob", b.sub(), now, &config)), ErrorCode::AlreadyJoined);
+
+    assert_eq!(room.send("bob", "one".into(), None, Priority::Normal, now, 7, &config), Ok(1));
+    assert_eq!(room.send("owner", "two".into(), None, Priority::High, now, 8, &config), Ok(2));
+
+    let frames = a.frames();
+    assert!(matches!(&frames[0], RoomFrame::Open { room, stream_id: 10 } if room == "lobby"));
+    assert_eq!(frames[1], RoomFrame::MemberJoined { user: "bob".into(), role: Role::Member });
+    let seqs: Vec<_> = frames
+        .iter()
+        .filter_map(|f| match f {
+            RoomFrame::Message(m) => Some((m.seq, m.from.as_str(), m.text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [(1, "bob", "one"), (2, "owner", "two")]);
+    // bob sees no presence event for himself, and his own message echoed.
+    let frames = b.frames();
+    assert_eq!(frames.len(), 3, "{frames:?}");
+}
+
+#[test]
+fn rejects_oversized_and_non_members() {
+    let (mut room, config, now) = setup();
+    let a = Conn::new(1);
+    room.join("owner", a.sub(), now, &config).unwrap();
+    let big = "x".repeat(config.max_message_len + 1);
+    assert_eq!(
+        code(room.send("owner", big, None, Priority::Normal, now, 0, &config)),
+        ErrorCode::TooLarge
+    );
+    assert_eq!(
+        code(room.send("eve", "hi".into(), None, Priority::Normal, now, 0, &config)),
+        ErrorCode::NotAMember
+    );
+    assert_eq!(
+        code(room.private("owner", "eve", "hi".into(), None, now, 0, &config)),
+        ErrorCode::NotAMember
+    );
+    // Rejected sends consume no sequence number.
+    assert_eq!(room.next_seq(), 1);
+}
+
+#[test]
+fn roles_and_moderation() {
+    let (mut room, config, now) = setup();
+    let (o, a, m, n) = (Conn::new(1), Conn::new(2), Conn::new(3), Conn::new(4));
+    room.join("owner", o.sub(), now, &config).unwrap();
+    room.join("alice", a.sub(), now, &config).unwrap();
+    room.join("mallory", m.sub(), now, &config).unwrap();
+    room.join("nina", n.sub(), now, &config).unwrap();
+
+    assert_eq!(code(room.set_role("mallory", "alice", Role::Admin, &config)), ErrorCode::Forbidden);
+    room.set_role("owner", "alice", Role::Admin, &config).unwrap();
+    room.set_role("owner", "nina", Role::Admin, &config).unwrap();
+    // Admins cannot act on the owner or other admins; members cannot act at all.
+    assert_eq!(code(room.mute("alice", "owner", None, now)), ErrorCode::Forbidden);
+    assert_eq!(code(room.kick("alice", "nina", now, &config)), ErrorCode::Forbidden);
+    assert_eq!(code(room.mute("mallory", "alice", None, now)), ErrorCode::Forbidden);
+
+    room.mute("alice", "mallory", Some(Duration::from_secs(10)), now).unwrap();
+    let send = |room: &mut Room, at| {
+        room.send("mallory", "hi".into(), None, Priority::Normal, at, 0, &config)
+    };
+    assert_eq!(code(send(&mut room, now + Duration::from_secs(9))), ErrorCode::Muted);
+    assert!(send(&mut room, now + Duration::from_secs(10)).is_ok(), "timed mute ends");
+
+    room.mute("owner", "mallory", None, now).unwrap();
+    assert_eq!(code(send(&mut room, now + Duration::from_secs(3600))), ErrorCode::Muted);
+    room.unmute("alice", "mallory", now).unwrap();
+    assert!(send(&mut room, now).is_ok());
+
+    room.kick("alice", "mallory", now, &config).unwrap();
+    let frames = m.frames();
+    let tail = &frames[frames.len() - 2..];
+    assert_eq!(tail[0], RoomFrame::Kicked { user: "mallory".into(), by: "alice".into() });
+    assert_eq!(tail[1], RoomFrame::Left { reason: LeaveReason::Kicked });
+    assert!(m.queue.is_closed());
+    let again = Conn::new(5);
+    assert_eq!(
+        code(room.join("mallory", again.sub(), now + Duration::from_secs(59), &config)),
+        ErrorCode::Banned
+    );
+    room.join("mallory", again.sub(), now + config.ban_duration, &config).unwrap();
+}
+
+#[test]
+fn leave_clears_roles_and_attributes_but_not_ownership() {
+    let (mut room, config, now) = setup();
+    let (o, a) = (Conn::new(1), Conn::new(2));
+    room.join("owner", o.sub(), now, &config).unwrap();
+    room.join("alice", a.sub(), now, &config).unwrap();
+    room.set_role("owner", "alice", Role::Admin, &config).unwrap();
+    let set = Attributes::from([("mood".to_string(), "happy".to_string())]);
+    assert_eq!(room.set_attributes("alice", set.clone(), vec![], &config), Ok(set.clone()));
+    assert_eq!(room.attributes("alice"), Ok(set));
+
+    room.leave("alice", 2, now, &config).unwrap();
+    room.leave("owner", 1, now, &config).unwrap();
+    assert_eq!(room.member_count(), 0);
+    let (a2, o2) = (Conn::new(3), Conn::new(4));
+    assert_eq!(room.join("alice", a2.sub(), now, &config).unwrap().role, Role::Member);
+    assert_eq!(room.attributes("alice"), Ok(Attributes::new()));
+    assert_eq!(room.join("owner", o2.sub(), now, &config).unwrap().role, Role::Owner);
+}
+
+#[test]
+fn attribute_limits() {
+    let (mut room, mut config, now) = setup();
+    config.max_attribute_keys = 2;
+    config.max_attributes_len = 10;
+    let a = Conn::new(1);
+    room.join("alice", a.sub(), now, &config).unwrap();
+    let attrs = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Attributes>()
+    };
+    room.set_attributes("alice", attrs(&[("a", "1"), ("b", "2")]), vec![], &config).unwrap();
+    assert_eq!(
+        code(room.set_attributes("alice", attrs(&[("c", "3")]), vec![], &config)),
+        ErrorCode::TooLarge
+    );
+    assert_eq!(
+        room.set_attributes("alice", attrs(&[("c", "3")]), vec!["a".into()], &config),
+        Ok(attrs(&[("b", "2"), ("c", "3")]))
+    );
+    assert_eq!(
+        code(room.set_attributes("alice", attrs(&[("b", "0123456789")]), vec![], &config)),
+        ErrorCode::TooLarge
+    );
+}
+
+#[test]
+fn private_goes_to_every_connection_of_the_target_only() {
+    let (mut room, config, now) = setup();
+    let (a, b1, b2, c) = (Conn::new(1), Conn::new(2), Conn::new(3), Conn::new(4));
+    room.join("alice", a.sub(), now, &config).unwrap();
+    room.join("bob", b1.sub(), now, &config).unwrap();
+    let joined = room.join("bob", b2.sub(), now, &config).unwrap();
+    assert_eq!(joined.members, 2, "a second connection is not a second member");
+    room.join("carol", c.sub(), now, &config).unwrap();
+    room.private("alice", "bob", "psst".into(), None, now, 5, &config).unwrap();
+    let is_private =
+        |f: &RoomFrame| matches!(f, RoomFrame::Private(p) if p.text == "psst" && p.from == "alice");
+    assert!(b1.frames().iter().any(is_private));
+    assert!(b2.frames().iter().any(is_private));
+    assert!(!a.frames().iter().any(is_private));
+    assert!(!c.frames().iter().any(is_private));
+}
+
+#[test]
+fn presence_limit_switches_to_member_counts() {
+    let (mut room, mut config, now) = setup();
+    config.presence_event_limit = 2;
+    let conns: Vec<Conn> = (1..=3).map(Conn::new).collect();
+    room.join("u1", conns[0].sub(), now, &config).unwrap();
+    room.join("u2", conns[1].sub(), now, &config).unwrap();
+    room.join("u3", conns[2].sub(), now, &config).unwrap();
+    assert!(!conns[0].frames().iter().any(|f| matches!(f, RoomFrame::MemberJoined { .. })));
+    assert!(!room.maintain(now, &config));
+    assert!(conns[1].frames().contains(&RoomFrame::MemberCount { count: 3 }));
+    // Unchanged count: no repeat.
+    room.maintain(now + config.member_count_interval, &config);
+    assert!(conns[1].frames().is_empty());
+}
+
+#[test]
+fn members_pages_and_empty_room_expiry() {
+    let (mut room, config, now) = setup();
+    let conns: Vec<Conn> = (1..=5).map(Conn::new).collect();
+    for (i, c) in conns.iter().enumerate() {
+        room.join(&format!("u{i}"), c.sub(), now, &config).unwrap();
+    }
+    let page = room.members_page(None, 2).unwrap();
+    assert_eq!(page.count, 5);
+    assert_eq!(page.members.iter().map(|m| m.user.as_str()).collect::<Vec<_>>(), ["u0", "u1"]);
+    let page = room.members_page(page.next.as_deref(), 2).unwrap();
+    assert_eq!(page.members.iter().map(|m| m.user.as_str()).collect::<Vec<_>>(), ["u2", "u3"]);
+    let page = room.members_page(page.next.as_deref(), 2).unwrap();
+    assert_eq!((page.members.len(), page.next), (1, None));
+
+    for (i, c) in conns.iter().enumerate() {
+        room.disconnect(&format!("u{i}"), c.id, now, &config);
+    }
+    assert!(!room.maintain(now + config.empty_room_ttl / 2, &config));
+    assert!(room.maintain(now + config.empty_room_ttl, &config));
+    assert_eq!(code(room.join("u0", Conn::new(9).sub(), now, &config)), ErrorCode::RoomNotFound);
+}

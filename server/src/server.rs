@@ -1,0 +1,156 @@
+//! The QUIC endpoint: accepting connections, periodic room upkeep, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chatroom_protocol::CloseCode;
+use quinn::crypto::rustls::QuicServerConfig;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::session::{Shared, handle_incoming};
+use crate::tls::{TlsError, TlsIdentity};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The TLS identity is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+/// Stops a running server gracefully; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(Arc<watch::Sender<bool>>);
+
+impl ShutdownHandle {
+    /// Starts a graceful shutdown: no new connections, a going-away notice to every client,
+    /// then connections close. [`Server::run`] returns when that is done.
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+fn transport_config(config: &ServerConfig) -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    // The idle timeout fits in a QUIC varint for any sane value; a huge one means "very long".
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout)
+        .unwrap_or_else(|_| quinn::VarInt::MAX.into());
+    transport
+        .max_idle_timeout(Some(idle))
+        .keep_alive_interval(Some(config.keep_alive))
+        // Clients open exactly one bidirectional stream (the session stream) and no
+        // unidirectional ones; refusing more bounds what a hostile client can make us track.
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .datagram_receive_buffer_size(None);
+    transport
+}
+
+impl Server {
+    /// Binds the endpoint described by `config` with `identity`. Must be called inside a tokio
+    /// runtime.
+    pub fn bind(config: ServerConfig, identity: &TlsIdentity) -> Result<Self, ServerError> {
+        config.validate()?;
+        let crypto = identity.server_crypto()?;
+        let quic_crypto = QuicServerConfig::try_from(crypto)
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_crypto));
+        server_config.transport_config(Arc::new(transport_config(&config)));
+        let addr = config.listen;
+        let endpoint = quinn::Endpoint::server(server_config, addr)
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self { endpoint, shared: Arc::new(Shared::new(config)), shutdown: Arc::new(shutdown) })
+    }
+
+    /// The address the endpoint is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        // The socket is bound by `bind`; the address is only unavailable if it was closed.
+        self.endpoint.local_addr().unwrap_or(self.shared.config.listen)
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Accepts connections until a shutdown is requested, then shuts down gracefully.
+    pub async fn run(self) {
+        let mut stop = self.shutdown.subscribe();
+        let mut connections = JoinSet::new();
+        let upkeep = tokio::spawn(upkeep(self.shared.clone(), self.shutdown.subscribe()));
+        tracing::info!(addr = %self.local_addr(), region = %self.shared.config.region, "listening");
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let task = handle_incoming(incoming, self.shared.clone(), self.shutdown.subscribe());
+                    connections.spawn(task);
+                }
+                // Reap finished connection tasks so the set does not grow with history.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stopped(&mut stop) => break,
+            }
+        }
+        tracing::info!(connections = connections.len(), "shutting down");
+        self.shutdown.send_replace(true);
+        // Refuse new connections while the existing ones say goodbye.
+        self.endpoint.set_server_config(None);
+        let grace = self.shared.config.shutdown_grace * 2;
+        if tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            connections.abort_all();
+        }
+        upkeep.abort();
+        self.endpoint.close(CloseCode::GoingAway.to_u32().into(), b"server shutting down");
+        let _ = tokio::time::timeout(self.shared.config.shutdown_grace, self.endpoint.wait_idle())
+            .await;
+        tracing::info!("shut down");
+    }
+}
+
+async fn upkeep(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(shared.config.maintenance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.registry.maintain(Instant::now(), &shared.config),
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Completes once a shutdown was requested (or the server is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await of the caller.
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}

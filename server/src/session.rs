@@ -1,0 +1,416 @@
+//! One connection: the Hello/Welcome handshake, then requests on the session stream until the
+//! connection ends or the server shuts down.
+//!
+//! Requests are handled one at a time, in order, by plain functions over the rooms (nothing in
+//! a handler awaits); only reading frames and writing responses await. A client that does not
+//! read its responses therefore stalls only itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chatroom_protocol::{
+    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Request, RequestBody,
+    Response, ResponseBody, ServerFrame, SessionLimits, Welcome, validate_room_id,
+    validate_user_id,
+};
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::config::ServerConfig;
+use crate::framed::{FrameReader, ReadFrameError};
+use crate::outbound::OutboundQueue;
+use crate::ratelimit::TokenBucket;
+use crate::registry::{RoomHandle, RoomRegistry, lock};
+use crate::room::{ConnId, Subscriber};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) registry: RoomRegistry,
+    next_conn: AtomicU64,
+    next_stream: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            registry: RoomRegistry::new(),
+            next_conn: AtomicU64::new(1),
+            next_stream: AtomicU64::new(1),
+        }
+    }
+}
+
+fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
+    conn.close(code.to_u32().into(), reason.as_bytes());
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn bad_request(message: impl Into<String>) -> ErrorFrame {
+    ErrorFrame::new(ErrorCode::BadRequest, message)
+}
+
+/// Serves one incoming connection to its end.
+pub(crate) async fn handle_incoming(
+    incoming: quinn::Incoming,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let remote = incoming.remote_address();
+    let span = tracing::info_span!("conn", id = conn_id, %remote);
+    async move {
+        let conn = match incoming.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(error = %e, "handshake failed");
+                return;
+            }
+        };
+        if let Err(reason) = serve(conn.clone(), conn_id, shared, shutdown).await {
+            tracing::debug!(%reason, "connection ended");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Why a connection ended; for logs.
+type EndReason = String;
+
+async fn serve(
+    conn: quinn::Connection,
+    conn_id: ConnId,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), EndReason> {
+    let config = &shared.config;
+    let accepted = tokio::time::timeout(config.handshake_timeout, async {
+        let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let mut reader = FrameReader::new(recv, config.max_frame_len);
+        let hello = reader.next::<ClientFrame>().await;
+        Ok::<_, EndReason>((send, reader, hello))
+    })
+    .await;
+    let (mut send, mut reader, hello) = match accepted {
+        Ok(result) => result?,
+        Err(_) => {
+            close(&conn, CloseCode::LimitExceeded, "no hello in time");
+            return Err("no hello within the handshake timeout".into());
+        }
+    };
+    let hello = match hello {
+        Ok(Some(ClientFrame::Hello(hello))) => hello,
+        Ok(Some(ClientFrame::Request(_))) => {
+            close(&conn, CloseCode::ProtocolViolation, "expected hello");
+            return Err("request before hello".into());
+        }
+        Ok(None) => return Err("session stream closed before hello".into()),
+        Err(e) => return Err(protocol_error(&conn, e)),
+    };
+    let user = match check_hello(&hello) {
+        Ok(user) => user,
+        Err((error, code)) => {
+            tracing::info!(user = %hello.user, version = hello.version, %error, "hello rejected");
+            reject(&conn, &mut send, error, code).await;
+            return Err("hello rejected".into());
+        }
+    };
+    let session_id = Alphanumeric.sample_string(&mut rand::rng(), 16);
+    let welcome = ServerFrame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        user: user.clone(),
+        region: config.region.clone(),
+        session_id: session_id.clone(),
+        limits: session_limits(config),
+    });
+    write_frame(&mut send, &welcome).await?;
+    let span = tracing::info_span!("session", %user, session = %session_id);
+    tracing::info!(parent: &span, agent = %hello.agent, "session started");
+
+    let mut session = Session {
+        bucket: TokenBucket::new(config.message_rate, config.message_burst, Instant::now()),
+        shared: shared.clone(),
+        conn: conn.clone(),
+        conn_id,
+        user,
+        rooms: HashMap::new(),
+    };
+    let result = session.run(&mut send, &mut reader, shutdown).instrument(span.clone()).await;
+    session.disconnect_all();
+    tracing::info!(parent: &span, "session ended");
+    result
+}
+
+fn check_hello(hello: &Hello) -> Result<String, (ErrorFrame, CloseCode)> {
+    if hello.version != PROTOCOL_VERSION {
+        let message = format!(
+            "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+            hello.version
+        );
+        return Err((
+            ErrorFrame::new(ErrorCode::UnsupportedVersion, message),
+            CloseCode::UnsupportedVersion,
+        ));
+    }
+    validate_user_id(&hello.user).map_err(|e| {
+        (ErrorFrame::new(ErrorCode::BadRequest, e.to_string()), CloseCode::Unauthorized)
+    })?;
+    // Open mode: any well-formed user id is accepted.
+    Ok(hello.user.clone())
+}
+
+fn session_limits(config: &ServerConfig) -> SessionLimits {
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    SessionLimits {
+        max_frame_len: clamp(config.max_frame_len),
+        max_message_len: clamp(config.max_message_len),
+        max_attribute_keys: clamp(config.max_attribute_keys),
+        max_attributes_len: clamp(config.max_attributes_len),
+        max_rooms_per_connection: clamp(config.max_rooms_per_connection),
+        max_members_page: clamp(config.max_members_page),
+    }
+}
+
+/// Tells the client why its hello was refused, gives the answer a moment to arrive, and closes.
+async fn reject(
+    conn: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    error: ErrorFrame,
+    code: CloseCode,
+) {
+    let reason = error.message.clone();
+    if write_frame(send, &ServerFrame::Rejected(error)).await.is_ok() {
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    }
+    close(conn, code, &reason);
+}
+
+/// Closes the connection for a frame that could not be read, and says why.
+fn protocol_error(conn: &quinn::Connection, error: ReadFrameError) -> EndReason {
+    match error {
+        ReadFrameError::Decode(e) => {
+            let code = match e {
+                chatroom_protocol::DecodeError::TooLarge { .. } => CloseCode::FrameTooLarge,
+                _ => CloseCode::ProtocolViolation,
+            };
+            tracing::warn!(error = %e, %code, "closing connection: bad frame");
+            close(conn, code, &e.to_string());
+            format!("bad frame: {e}")
+        }
+        ReadFrameError::Stream(e) => format!("session stream: {e}"),
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, frame: &ServerFrame) -> Result<(), EndReason> {
+    let bytes = chatroom_protocol::encode(frame).map_err(|e| e.to_string())?;
+    send.write_all(&bytes).await.map_err(|e| format!("session stream write: {e}"))
+}
+
+/// A connection's session: who it is and which rooms it is in.
+struct Session {
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    conn_id: ConnId,
+    user: String,
+    /// Rooms this connection joined, with the queue of its room stream. A closed queue means the
+    /// membership ended without a request from this connection (a kick).
+    rooms: HashMap<String, (RoomHandle, Arc<OutboundQueue>)>,
+    bucket: TokenBucket,
+}
+
+impl Session {
+    async fn run(
+        &mut self,
+        send: &mut quinn::SendStream,
+        reader: &mut FrameReader,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), EndReason> {
+        loop {
+            tokio::select! {
+                frame = reader.next::<ClientFrame>() => match frame {
+                    Ok(Some(ClientFrame::Request(request))) => {
+                        let response = self.handle(request);
+                        write_frame(send, &ServerFrame::Response(response)).await?;
+                    }
+                    Ok(Some(ClientFrame::Hello(_))) => {
+                        close(&self.conn, CloseCode::ProtocolViolation, "second hello");
+                        return Err("second hello".into());
+                    }
+                    Ok(None) => {
+                        close(&self.conn, CloseCode::Normal, "session stream finished");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(protocol_error(&self.conn, e)),
+                },
+                _ = crate::server::stopped(&mut shutdown) => {
+                    self.going_away(send).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Tells the client the server is going away, waits for it to close (at most the grace
+    /// period), then closes.
+    async fn going_away(&mut self, send: &mut quinn::SendStream) {
+        let frame = ServerFrame::GoingAway { reason: "server shutting down".into() };
+        if write_frame(send, &frame).await.is_ok() {
+            let _ =
+                tokio::time::timeout(self.shared.config.shutdown_grace, self.conn.closed()).await;
+        }
+        close(&self.conn, CloseCode::GoingAway, "server shutting down");
+    }
+
+    /// Leaves every room this connection is in, as its connection is gone.
+    fn disconnect_all(&mut self) {
+        let now = Instant::now();
+        for (handle, _) in self.rooms.values() {
+            lock(handle).disconnect(&self.user, self.conn_id, now, &self.shared.config);
+        }
+        self.rooms.clear();
+    }
+
+    fn handle(&mut self, request: Request) -> Response {
+        let result = self.apply(request.body);
+        if let Err(e) = &result {
+            tracing::debug!(id = request.id, code = %e.code, message = %e.message, "request failed");
+        }
+        Response { id: request.id, result }
+    }
+
+    /// The room this connection is in, for requests that need membership.
+    fn joined(&mut self, room: &str) -> Result<RoomHandle, ErrorFrame> {
+        match self.rooms.get(room) {
+            Some((handle, queue)) if !queue.is_closed() => Ok(handle.clone()),
+            stale => {
+                if stale.is_some() {
+                    self.rooms.remove(room);
+                }
+                Err(ErrorFrame::new(ErrorCode::NotAMember, format!("you are not in room {room}")))
+            }
+        }
+    }
+
+    fn take_send_token(&mut self, now: Instant) -> Result<(), ErrorFrame> {
+        if self.bucket.try_take(now) {
+            return Ok(());
+        }
+        Err(ErrorFrame::new(
+            ErrorCode::RateLimited,
+            format!("more than {} messages per second; slow down", self.shared.config.message_rate),
+        ))
+    }
+
+    fn apply(&mut self, body: RequestBody) -> Result<ResponseBody, ErrorFrame> {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let now = Instant::now();
+        let user = self.user.as_str();
+        match body {
+            RequestBody::CreateRoom { room } => {
+                let handle = shared.registry.create(room, user, now)?;
+                let room = lock(&handle).id().to_string();
+                tracing::info!(%room, "room created");
+                Ok(ResponseBody::RoomCreated { room })
+            }
+            RequestBody::Join { room } => self.join(room, now),
+            RequestBody::Leave { room } => {
+                let handle = self.joined(&room)?;
+                self.rooms.remove(&room);
+                lock(&handle).leave(&self.user, self.conn_id, now, config)?;
+                Ok(ResponseBody::Done)
+            }
+            RequestBody::Send { room, text, kind, priority } => {
+                let handle = self.joined(&room)?;
+                self.take_send_token(now)?;
+                let seq =
+                    lock(&handle).send(&self.user, text, kind, priority, now, unix_ms(), config)?;
+                Ok(ResponseBody::Sent { room, seq })
+            }
+            RequestBody::Private { room, to, text, kind } => {
+                let handle = self.joined(&room)?;
+                self.take_send_token(now)?;
+                lock(&handle).private(&self.user, &to, text, kind, now, unix_ms(), config)?;
+                Ok(ResponseBody::Done)
+            }
+            RequestBody::SetRole { room, user: target, role } => {
+                let handle = self.joined(&room)?;
+                lock(&handle).set_role(&self.user, &target, role, config)?;
+                Ok(ResponseBody::Done)
+            }
+            RequestBody::Mute { room, user: target, seconds } => {
+                let handle = self.joined(&room)?;
+                let duration = seconds.map(Duration::from_secs);
+                lock(&handle).mute(&self.user, &target, duration, now)?;
+                Ok(ResponseBody::Done)
+            }
+            RequestBody::Unmute { room, user: target } => {
+                let handle = self.joined(&room)?;
+                lock(&handle).unmute(&self.user, &target, now)?;
+                Ok(ResponseBody::Done)
+            }
+            RequestBody::Kick { room, user: target } => {
+                let handle = self.joined(&room)?;
+                lock(&handle).kick(&self.user, &target, now, config)?;
+                Ok(ResponseBody::Done)
+            }
+            RequestBody::SetAttributes { room, set, remove } => {
+                let handle = self.joined(&room)?;
+                let attributes = lock(&handle).set_attributes(&self.user, set, remove, config)?;
+                Ok(ResponseBody::Attributes { room, user: self.user.clone(), attributes })
+            }
+            RequestBody::GetAttributes { room, user: target } => {
+                let attributes = lock(&shared.registry.get(&room)?).attributes(&target)?;
+                Ok(ResponseBody::Attributes { room, user: target, attributes })
+            }
+            RequestBody::MemberCount { room } => {
+                let count = lock(&shared.registry.get(&room)?).member_count();
+                Ok(ResponseBody::MemberCount { room, count })
+            }
+            RequestBody::Members { room, after, limit } => {
+                let limit = (limit as usize).clamp(1, config.max_members_page);
+                let page =
+                    lock(&shared.registry.get(&room)?).members_page(after.as_deref(), limit)?;
+                Ok(ResponseBody::Members(page))
+            }
+        }
+    }
+
+    fn join(&mut self, room: String, now: Instant) -> Result<ResponseBody, ErrorFrame> {
+        let config = &self.shared.config;
+        validate_room_id(&room).map_err(|e| bad_request(e.to_string()))?;
+        self.rooms.retain(|_, (_, queue)| !queue.is_closed());
+        if self.rooms.contains_key(&room) {
+            return Err(ErrorFrame::new(
+                ErrorCode::AlreadyJoined,
+                format!("already in room {room}"),
+            ));
+        }
+        if self.rooms.len() >= config.max_rooms_per_connection {
+            return Err(ErrorFrame::new(
+                ErrorCode::TooManyRooms,
+                format!("a connection may be in at most {} rooms", config.max_rooms_per_connection),
+            ));
+        }
+        let handle =
+            self.shared.registry.get_for_join(&room, &self.user, config.auto_create_rooms, now)?;
+        let queue = OutboundQueue::new(config.outbound_queue_frames);
+        let stream_id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
+        let sub = Subscriber { conn: self.conn_id, stream_id, queue: queue.clone() };
+        let joined = lock(&handle).join(&self.user, sub, now, config)?;
+        tokio::spawn(queue.clone().run_writer(self.conn.clone()).in_current_span());
+        tracing::debug!(%room, role = joined.role.as_str(), "joined");
+        self.rooms.insert(room, (handle, queue));
+        Ok(ResponseBody::Joined(joined))
+    }
+}
