@@ -1,0 +1,219 @@
+//! What happens in the rooms a client is in, and to its connection, as [`Event`]s delivered
+//! through [`Events`].
+
+use chatroom_protocol::{
+    Attributes, CloseCode, LeaveReason, PrivateMessage, Role, RoomFrame, RoomMessage,
+};
+use tokio::sync::mpsc;
+
+/// Something that happened in a room the client is in, or to its connection.
+///
+/// Room events of one room arrive in the order the server sent them. The last event of a
+/// connection is always [`Event::Disconnected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A message in a room, the client's own messages included.
+    Message {
+        /// The room.
+        room: String,
+        /// The message.
+        message: RoomMessage,
+    },
+    /// A private message to this user.
+    Private {
+        /// The room it was sent in.
+        room: String,
+        /// The message.
+        message: PrivateMessage,
+    },
+    /// A member joined the room (only while the room is small enough for presence events).
+    MemberJoined {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// With which role.
+        role: Role,
+    },
+    /// A member left the room (only while the room is small enough for presence events).
+    MemberLeft {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+    },
+    /// A member's role changed.
+    RoleChanged {
+        /// The room.
+        room: String,
+        /// Whose role.
+        user: String,
+        /// The new role.
+        role: Role,
+        /// Who changed it.
+        by: String,
+    },
+    /// A member was muted.
+    Muted {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+        /// For how many seconds, or `None` until unmuted.
+        seconds: Option<u64>,
+    },
+    /// A member was unmuted.
+    Unmuted {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+    },
+    /// A member was kicked. When it is this user, [`Event::Left`] follows.
+    Kicked {
+        /// The room.
+        room: String,
+        /// Who.
+        user: String,
+        /// By whom.
+        by: String,
+    },
+    /// A member's attributes changed.
+    AttributesChanged {
+        /// The room.
+        room: String,
+        /// Whose.
+        user: String,
+        /// All of its attributes after the change.
+        attributes: Attributes,
+    },
+    /// The room's member count (sent periodically in rooms too large for presence events).
+    MemberCount {
+        /// The room.
+        room: String,
+        /// How many members it has.
+        count: u64,
+    },
+    /// This client's membership of the room ended; no more events of it follow (until it joins
+    /// again).
+    Left {
+        /// The room.
+        room: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The server announced that it is shutting down; [`Event::Disconnected`] follows.
+    GoingAway {
+        /// The server's reason, for people.
+        reason: String,
+    },
+    /// The connection ended. Pending requests have failed with
+    /// [`RequestError::Disconnected`](crate::RequestError::Disconnected); this is the last event.
+    Disconnected {
+        /// Why, for people.
+        reason: String,
+        /// The application close code, when the connection was closed with one (by the server
+        /// or by this client).
+        code: Option<CloseCode>,
+    },
+}
+
+impl Event {
+    /// The room the event belongs to, if it belongs to one.
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            Event::Message { room, .. }
+            | Event::Private { room, .. }
+            | Event::MemberJoined { room, .. }
+            | Event::MemberLeft { room, .. }
+            | Event::RoleChanged { room, .. }
+            | Event::Muted { room, .. }
+            | Event::Unmuted { room, .. }
+            | Event::Kicked { room, .. }
+            | Event::AttributesChanged { room, .. }
+            | Event::MemberCount { room, .. }
+            | Event::Left { room, .. } => Some(room),
+            Event::GoingAway { .. } | Event::Disconnected { .. } => None,
+        }
+    }
+
+    /// The event a room frame stands for; `None` for [`RoomFrame::Open`], which only starts a
+    /// stream.
+    pub(crate) fn from_room_frame(room: &str, frame: RoomFrame) -> Option<Event> {
+        let room = room.to_owned();
+        Some(match frame {
+            RoomFrame::Open { .. } => return None,
+            RoomFrame::Message(message) => Event::Message { room, message },
+            RoomFrame::Private(message) => Event::Private { room, message },
+            RoomFrame::MemberJoined { user, role } => Event::MemberJoined { room, user, role },
+            RoomFrame::MemberLeft { user } => Event::MemberLeft { room, user },
+            RoomFrame::RoleChanged { user, role, by } => {
+                Event::RoleChanged { room, user, role, by }
+            }
+            RoomFrame::Muted { user, by, seconds } => Event::Muted { room, user, by, seconds },
+            RoomFrame::Unmuted { user, by } => Event::Unmuted { room, user, by },
+            RoomFrame::Kicked { user, by } => Event::Kicked { room, user, by },
+            RoomFrame::AttributesChanged { user, attributes } => {
+                Event::AttributesChanged { room, user, attributes }
+            }
+            RoomFrame::MemberCount { count } => Event::MemberCount { room, count },
+            RoomFrame::Left { reason } => Event::Left { room, reason },
+        })
+    }
+}
+
+/// The stream of [`Event`]s of one connection.
+///
+/// The channel behind it is bounded (see
+/// [`ClientBuilder::event_capacity`](crate::ClientBuilder::event_capacity)) and never drops an
+/// event: when it is full, the client stops reading room streams until there is room again, so
+/// QUIC flow control pushes back to the server, which sheds low-priority messages for this
+/// client like for any slow receiver. Requests and their responses are not held up by a full
+/// channel. An application that does not want events may drop `Events`; room content is then
+/// read and discarded.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    pub(crate) fn new(rx: mpsc::Receiver<Event>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event, or `None` once the connection has ended and its last event
+    /// ([`Event::Disconnected`]) was taken.
+    ///
+    /// Cancel safety: cancelling loses no event.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_frames_become_events() {
+        assert_eq!(
+            Event::from_room_frame("r", RoomFrame::Open { room: "r".into(), stream_id: 3 }),
+            None
+        );
+        let ev = Event::from_room_frame(
+            "r",
+            RoomFrame::Kicked { user: "bob".into(), by: "alice".into() },
+        )
+        .unwrap();
+        assert_eq!(ev, Event::Kicked { room: "r".into(), user: "bob".into(), by: "alice".into() });
+        assert_eq!(ev.room(), Some("r"));
+        let left = Event::from_room_frame("r", RoomFrame::Left { reason: LeaveReason::Kicked });
+        assert_eq!(left, Some(Event::Left { room: "r".into(), reason: LeaveReason::Kicked }));
+        assert_eq!(Event::GoingAway { reason: "bye".into() }.room(), None);
+    }
+}
