@@ -1,7 +1,7 @@
 //! The body serializer. bincode is used only here, so that replacing it touches one file.
 //!
 //! Configuration (documented byte by byte in `PROTOCOL.md`): little endian, variable-length
-//! integers, and a decode limit equal to the hard maximum frame length.
+//! integers, and a decode limit that bounds what a forged length can make the decoder allocate.
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::Serialize;
@@ -9,12 +9,17 @@ use serde::de::DeserializeOwned;
 
 use crate::limits::MAX_FRAME_LEN;
 
-type Config = Configuration<LittleEndian, Varint, Limit<MAX_FRAME_LEN>>;
+/// bincode's limit counts the memory it claims while decoding, not wire bytes: 8 for every length
+/// and `u64`, 4 for every enum index. One wire byte claims at most 8, so this admits every body of
+/// up to [`MAX_FRAME_LEN`] bytes while still capping what a forged length can make it allocate.
+const DECODE_LIMIT: usize = 8 * MAX_FRAME_LEN;
+
+type Config = Configuration<LittleEndian, Varint, Limit<DECODE_LIMIT>>;
 
 const CONFIG: Config = bincode::config::standard()
     .with_little_endian()
     .with_variable_int_encoding()
-    .with_limit::<MAX_FRAME_LEN>();
+    .with_limit::<DECODE_LIMIT>();
 
 /// Why a body could not be encoded or decoded; the detail is the serializer's own message.
 #[derive(Debug)]

@@ -326,8 +326,10 @@ impl Role {
     }
 }
 
-/// How important a message is. When a receiver cannot keep up, `Low` is shed first, then
-/// `Normal`; `High` is never shed.
+/// How important a message is. It travels with the message to every receiver; a server may use
+/// it to decide what to shed under load (`Low` first, `High` never). This server does not shed:
+/// a receiver that cannot keep up is disconnected with `slow_consumer` instead (see
+/// `PROTOCOL.md`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
@@ -400,7 +402,7 @@ pub enum RoomFrame {
     Unmuted {
         /// Who.
         user: String,
-        /// By whom (the muter, or the server when a timed mute ended is not announced).
+        /// By whom. (A timed mute that runs out ends silently, with no event.)
         by: String,
     },
     /// A member was kicked. The kicked member receives this too, then [`RoomFrame::Left`].

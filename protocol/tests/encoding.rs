@@ -439,16 +439,14 @@ fn pinned_examples_match_protocol_md() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known problem
+// Large frames
 // ---------------------------------------------------------------------------------------------
 
-/// Every body up to `MAX_FRAME_LEN` bytes should decode. bincode's decode limit counts the
-/// in-memory size it claims (8 bytes for every length and `u64`, 4 for every enum index), not
-/// the bytes on the wire, and a limit of `MAX_FRAME_LEN` therefore refuses some legal frames,
-/// such as this 180 KB member page. Un-ignore once `codec.rs` raises its decode limit (one wire
-/// byte claims at most 8, so `8 * MAX_FRAME_LEN` admits every legal body).
+/// Every body up to `MAX_FRAME_LEN` bytes decodes. bincode's decode limit counts the in-memory
+/// size it claims (8 bytes for every length and `u64`, 4 for every enum index), not the bytes on
+/// the wire, so `codec.rs` sets it to `8 * MAX_FRAME_LEN`; with a limit of `MAX_FRAME_LEN` this
+/// 180 KB member page was refused.
 #[test]
-#[ignore = "codec.rs decode limit counts claimed memory, not wire bytes; legal frames fail"]
 fn large_legal_frames_decode() {
     let members = (0..60_000)
         .map(|_| MemberInfo {

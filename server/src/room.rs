@@ -406,7 +406,8 @@ impl Room {
     ) -> Result<(), ErrorFrame> {
         self.check_moderator(actor, target)?;
         self.member(target)?;
-        self.mutes.insert(target.to_string(), duration.map(|d| now + d));
+        // A duration too long to represent is as good as "until unmuted".
+        self.mutes.insert(target.to_string(), duration.and_then(|d| now.checked_add(d)));
         let frame = RoomFrame::Muted {
             user: target.to_string(),
             by: actor.to_string(),
@@ -448,7 +449,10 @@ impl Room {
                 sub.queue.close(Some(left.clone()));
             }
         }
-        self.bans.insert(target.to_string(), now + config.ban_duration);
+        // A ban too long to represent lasts as long as the room (a year is plenty).
+        let until =
+            now.checked_add(config.ban_duration).unwrap_or(now + Duration::from_secs(365 * 86400));
+        self.bans.insert(target.to_string(), until);
         if self.members.is_empty() {
             self.empty_since = Some(now);
         }

@@ -240,3 +240,17 @@ fn members_pages_and_empty_room_expiry() {
     assert!(room.maintain(now + config.empty_room_ttl, &config));
     assert_eq!(code(room.join("u0", Conn::new(9).sub(), now, &config)), ErrorCode::RoomNotFound);
 }
+
+#[test]
+fn absurd_durations_do_not_overflow() {
+    let (mut room, mut config, now) = setup();
+    config.ban_duration = Duration::MAX;
+    let (o, m) = (Conn::new(1), Conn::new(2));
+    room.join("owner", o.sub(), now, &config).unwrap();
+    room.join("mallory", m.sub(), now, &config).unwrap();
+    room.mute("owner", "mallory", Some(Duration::from_secs(u64::MAX)), now).unwrap();
+    let send = room.send("mallory", "hi".into(), None, Priority::Normal, now, 0, &config);
+    assert_eq!(code(send), ErrorCode::Muted);
+    room.kick("owner", "mallory", now, &config).unwrap();
+    assert_eq!(code(room.join("mallory", Conn::new(3).sub(), now, &config)), ErrorCode::Banned);
+}
