@@ -11,7 +11,7 @@
 //! Everything that knows about a connection's lifetime is here, so that reconnection and session
 //! resumption can later replace [`Session::start`] without touching the request API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -307,38 +307,61 @@ async fn write_session(
 }
 
 /// Reads the session stream: responses to their requests, GoingAway to the events.
+///
+/// A full event channel never holds up responses: notices wait in `notices` while reading goes
+/// on, and are delivered before this task ends (so before [`Event::Disconnected`]).
 async fn read_session(
     mut reader: FrameReader,
     connection: Connection,
     shared: Arc<Shared>,
     events: mpsc::Sender<Event>,
 ) {
+    let mut notices: VecDeque<Event> = VecDeque::new();
     loop {
-        match reader.next::<ServerFrame>().await {
+        let frame = tokio::select! {
+            frame = reader.next::<ServerFrame>() => frame,
+            permit = events.reserve(), if !notices.is_empty() => {
+                // Without a receiver (`Err`) the notice has nobody to go to: drop it anyway.
+                let notice = notices.pop_front();
+                if let (Ok(permit), Some(notice)) = (permit, notice) {
+                    permit.send(notice);
+                }
+                continue;
+            }
+        };
+        match frame {
             Ok(Some(ServerFrame::Response(Response { id, result }))) => {
                 shared.complete(id, result.map_err(RequestError::Server));
             }
             Ok(Some(ServerFrame::GoingAway { reason })) => {
                 debug!(%reason, "server going away");
                 shared.going_away.store(true, Ordering::Relaxed);
-                let _ = events.send(Event::GoingAway { reason }).await;
+                notices.push_back(Event::GoingAway { reason });
             }
             Ok(Some(other)) => {
                 let what = format!("{} after the welcome", server_frame_name(&other));
-                return shared.violation(&connection, &what);
+                shared.violation(&connection, &what);
+                break;
             }
             Ok(None) => {
                 if !shared.going_away.load(Ordering::Relaxed) {
                     shared.violation(&connection, "session stream ended");
                 }
-                return;
+                break;
             }
-            Err(ReadFrameError::Read(ReadError::ConnectionLost(_))) => return,
+            Err(ReadFrameError::Read(ReadError::ConnectionLost(_))) => break,
             Err(ReadFrameError::Read(e)) => {
-                return shared.violation(&connection, &format!("session stream failed: {e}"));
+                shared.violation(&connection, &format!("session stream failed: {e}"));
+                break;
             }
-            Err(ReadFrameError::Decode(e)) => return shared.decode_error(&connection, &e),
+            Err(ReadFrameError::Decode(e)) => {
+                shared.decode_error(&connection, &e);
+                break;
+            }
         }
+    }
+    for notice in notices {
+        let _ = events.send(notice).await;
     }
 }
 

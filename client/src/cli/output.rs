@@ -131,7 +131,7 @@ impl Record {
         match self {
             Record::Created { room } => room.clone(),
             Record::Joined { room, role, members } => {
-                format!("joined {room} as {role} ({members} members)")
+                format!("joined {room} as {role} ({})", plural(*members, "member"))
             }
             Record::Message { room, seq, from, text, kind, priority, .. } => {
                 let mut line = format!("[{room} #{seq}] {from}: {text}");
@@ -151,7 +151,9 @@ impl Record {
                 format!("[{room}] * {user} joined ({role})")
             }
             Record::MemberLeft { room, user } => format!("[{room}] * {user} left"),
-            Record::MemberCount { room, count } => format!("[{room}] * {count} members"),
+            Record::MemberCount { room, count: n } => {
+                format!("[{room}] * {}", plural(*n, "member"))
+            }
             Record::Role { room, user, role, by } => {
                 format!("[{room}] * {user} is now {role} (by {by})")
             }
@@ -165,7 +167,7 @@ impl Record {
                 format!("[{room}] * {user}: {}", attributes_text(attributes))
             }
             Record::Members { room, count, members } => {
-                let mut text = format!("{count} members in {room}");
+                let mut text = format!("{} in {room}", plural(*count, "member"));
                 for member in members {
                     let _ = write!(text, "\n  {} ({})", member.user, member.role);
                     if !member.attributes.is_empty() {
@@ -191,6 +193,11 @@ fn leave_reason(reason: LeaveReason) -> &'static str {
         LeaveReason::Kicked => "kicked",
         LeaveReason::ServerShutdown => "server_shutdown",
     }
+}
+
+/// `1 member`, `2 members`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 fn attributes_text(attributes: &Attributes) -> String {

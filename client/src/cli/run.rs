@@ -36,6 +36,7 @@ impl From<ConnectError> for Fatal {
             ConnectError::Rejected(frame) => frame.code.as_str(),
             ConnectError::Closed { code, .. } => code.as_str(),
             ConnectError::Timeout(_) => "timeout",
+            ConnectError::InvalidUser(_) => "bad_request",
             _ => "connect_failed",
         };
         Fatal { code: code.into(), message: error.to_string() }
@@ -83,7 +84,10 @@ async fn connect(cli: &Cli) -> Result<(Client, Events), Fatal> {
     if let Some(token) = &cli.token {
         builder = builder.token(token);
     }
-    Ok(builder.connect().await?)
+    builder.connect().await.map_err(|error| {
+        let fatal = Fatal::from(error);
+        Fatal { message: format!("{}: {}", cli.server, fatal.message), ..fatal }
+    })
 }
 
 async fn create_room(
