@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chatroom_protocol::{
-    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Hello, PROTOCOL_VERSION, Request, RequestBody,
-    Response, ResponseBody, ServerFrame, SessionLimits, Welcome, validate_room_id,
-    validate_user_id,
+    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Hello, LeaveReason, PROTOCOL_VERSION, Request,
+    RequestBody, Response, ResponseBody, RoomFrame, ServerFrame, SessionLimits, Welcome,
+    validate_room_id, validate_user_id,
 };
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::watch;
@@ -263,6 +263,14 @@ impl Session {
     /// Tells the client the server is going away, waits for it to close (at most the grace
     /// period), then closes.
     async fn going_away(&mut self, send: &mut quinn::SendStream) {
+        // Room streams end first, so that a client sees why each membership ended.
+        if let Ok(left) =
+            chatroom_protocol::encode(&RoomFrame::Left { reason: LeaveReason::ServerShutdown })
+        {
+            for (_, queue) in self.rooms.values() {
+                queue.close(Some(left.clone()));
+            }
+        }
         let frame = ServerFrame::GoingAway { reason: "server shutting down".into() };
         if write_frame(send, &frame).await.is_ok() {
             let _ =
