@@ -194,6 +194,7 @@ impl ClientBuilder {
             user: self.user,
             token: self.token,
             agent: self.agent,
+            resume: None,
         };
         let (send, reader, welcome) = handshake(&connection, hello).await?;
         let (session, events) =

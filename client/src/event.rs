@@ -20,6 +20,17 @@ pub enum Event {
         /// The message.
         message: RoomMessage,
     },
+    /// Messages `from..=to` of the room will never be delivered to this client: they were shed
+    /// because it could not keep up, or could not be replayed after a reconnection. Every
+    /// sequence number is either delivered as a [`Event::Message`] or covered by a gap.
+    Gap {
+        /// The room.
+        room: String,
+        /// The first missed sequence number.
+        from: u64,
+        /// The last missed sequence number.
+        to: u64,
+    },
     /// A private message to this user.
     Private {
         /// The room it was sent in.
@@ -128,6 +139,7 @@ impl Event {
     pub fn room(&self) -> Option<&str> {
         match self {
             Event::Message { room, .. }
+            | Event::Gap { room, .. }
             | Event::Private { room, .. }
             | Event::MemberJoined { room, .. }
             | Event::MemberLeft { room, .. }
@@ -163,6 +175,7 @@ impl Event {
             }
             RoomFrame::MemberCount { count } => Event::MemberCount { room, count },
             RoomFrame::Left { reason } => Event::Left { room, reason },
+            RoomFrame::Gap { from, to } => Event::Gap { room, from, to },
         })
     }
 }

@@ -80,6 +80,9 @@ error_codes! {
     TooManyRooms = 15, "too_many_rooms";
     /// The server is shutting down.
     GoingAway = 16, "going_away";
+    /// The session to resume no longer exists (its resume window passed, or the server
+    /// restarted); the client starts a fresh one.
+    SessionExpired = 17, "session_expired";
 }
 
 impl fmt::Display for ErrorCode {

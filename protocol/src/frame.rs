@@ -41,6 +41,32 @@ pub struct Hello {
     pub token: Option<String>,
     /// A free-form description of the client software, for logs (e.g. `chatroom-cli/0.1.0`).
     pub agent: String,
+    /// Present when the client comes back after losing its connection: the session to resume
+    /// and how far the client got in each room.
+    pub resume: Option<ResumeRequest>,
+}
+
+/// What a reconnecting client asks to resume.
+///
+/// Safe to replay (it may travel as 0-RTT data): resuming changes no room state. It attaches
+/// one more connection to an existing session and replays messages the session was entitled to
+/// anyway; a replayed copy on a connection whose handshake never completes is detached when
+/// that connection fails, without disturbing the genuine one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeRequest {
+    /// The [`Welcome::resume_token`] of the session to resume.
+    pub token: String,
+    /// The last sequence number the client received in each of its rooms.
+    pub rooms: Vec<RoomPosition>,
+}
+
+/// How far a client got in one room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPosition {
+    /// The room.
+    pub room: String,
+    /// The last sequence number received (`JoinedRoom::next_seq - 1` if none yet).
+    pub last_seq: u64,
 }
 
 /// A request and the id its response will echo. Ids are chosen by the client; the server only
@@ -197,6 +223,19 @@ pub struct Welcome {
     pub session_id: String,
     /// Limits the server enforces, so that clients can check before sending.
     pub limits: SessionLimits,
+    /// An opaque, tamper-proof token to present in [`ResumeRequest::token`] after a lost
+    /// connection. Each welcome carries a fresh one; keep the newest.
+    pub resume_token: String,
+    /// How long, in milliseconds, the server keeps a session whose connection was lost.
+    pub resume_window_ms: u64,
+    /// Whether the [`Hello::resume`] request was honoured: the same session goes on.
+    pub resumed: bool,
+    /// Why a resume request was refused (then this is a fresh session), for logs.
+    pub resume_refused: Option<ErrorFrame>,
+    /// When resumed: every room of the session, each on a new room stream that first replays
+    /// the messages after the client's [`RoomPosition::last_seq`] (or reports a
+    /// [`RoomFrame::Gap`] for what is no longer available). Empty otherwise.
+    pub rooms: Vec<JoinedRoom>,
 }
 
 /// The limits a server enforces, announced in the [`Welcome`].
@@ -428,6 +467,15 @@ pub enum RoomFrame {
     Left {
         /// Why.
         reason: LeaveReason,
+    },
+    /// Messages `from..=to` exist but will never be delivered on this stream: they were shed
+    /// because the receiver could not keep up, or are too old to replay after a resume. Never a
+    /// silent hole: every missing sequence number is covered by a message or a gap.
+    Gap {
+        /// The first sequence number missed.
+        from: u64,
+        /// The last sequence number missed.
+        to: u64,
     },
 }
 

@@ -25,6 +25,7 @@
 //!     user: "alice".into(),
 //!     token: None,
 //!     agent: "doc-example".into(),
+//!     resume: None,
 //! });
 //! let bytes = encode(&hello).unwrap();
 //! let mut buf = BytesMut::from(&bytes[..]);
@@ -42,8 +43,8 @@ pub mod wire;
 pub use error::{CloseCode, ErrorCode, ErrorFrame};
 pub use frame::{
     Attributes, ClientFrame, Hello, JoinedRoom, LeaveReason, MemberInfo, MemberPage, Priority,
-    PrivateMessage, Request, RequestBody, Response, ResponseBody, Role, RoomFrame, RoomMessage,
-    ServerFrame, SessionLimits, Welcome,
+    PrivateMessage, Request, RequestBody, Response, ResponseBody, ResumeRequest, Role, RoomFrame,
+    RoomMessage, RoomPosition, ServerFrame, SessionLimits, Welcome,
 };
 pub use limits::{
     IdError, MAX_FRAME_LEN, MAX_ID_LEN, MAX_KIND_LEN, validate_kind, validate_room_id,

@@ -182,6 +182,7 @@ mod tests {
             user: "alice".into(),
             token: Some("t".into()),
             agent: "test".into(),
+            resume: None,
         })
     }
 

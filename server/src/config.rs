@@ -70,10 +70,32 @@ pub struct ServerConfig {
     pub message_rate: f64,
     /// How many messages a connection may send in a burst above `message_rate`. Default 40.
     pub message_burst: f64,
-    /// How many frames may wait in one member's outbound queue for one room. A member that
-    /// falls this far behind is disconnected with `slow_consumer` rather than buffered without
-    /// bound. Default 8192 frames.
+    /// Bytes that may wait in one member's outbound queue for one room before its room
+    /// messages are shed (low priority first, then normal; never high), each shed message
+    /// reported to the member as a gap. Default 256 KiB: at 8 KiB per message, a 32-message
+    /// backlog, or a few seconds of a busy room on a 1 Mbit/s link.
+    pub outbound_queue_bytes: usize,
+    /// Hard cap on frames waiting in one member's outbound queue for one room (reached only
+    /// with frames that are never shed). A member that falls this far behind is disconnected
+    /// with `slow_consumer` and resumes from the replay buffer. Default 8192 frames.
     pub outbound_queue_frames: usize,
+    /// How many recent messages each room keeps for replay to resuming sessions. Default 4096:
+    /// two minutes of a room at 30 messages a second.
+    pub replay_buffer_messages: usize,
+    /// How long each room keeps messages for replay. Default 3 min: longer than the resume
+    /// window, so that a session resumed at the end of its window still finds what it missed.
+    #[serde(deserialize_with = "de_duration")]
+    pub replay_buffer_age: Duration,
+    /// How long a session whose connection was lost is kept (memberships, roles, attributes,
+    /// position) for the client to resume; the room sees no leave meanwhile. Default 2 min: a
+    /// lift, a tunnel or a network switch; a longer absence is a departure. Zero disables
+    /// resumption.
+    #[serde(deserialize_with = "de_duration")]
+    pub resume_window: Duration,
+    /// How long a resume token stays valid (a fresh one comes with every welcome). Default
+    /// 24 h; the session itself lasts only the resume window after its connection is lost.
+    #[serde(deserialize_with = "de_duration")]
+    pub resume_token_lifetime: Duration,
 
     /// QUIC idle timeout: a connection with no traffic for this long is closed. Default 30 s,
     /// as recommended by RFC 9308 §3.2 for application protocols with keep-alives.
@@ -115,7 +137,12 @@ impl Default for ServerConfig {
             max_frame_len: 64 * 1024,
             message_rate: 20.0,
             message_burst: 40.0,
+            outbound_queue_bytes: 256 * 1024,
             outbound_queue_frames: 8192,
+            replay_buffer_messages: 4096,
+            replay_buffer_age: Duration::from_secs(180),
+            resume_window: Duration::from_secs(120),
+            resume_token_lifetime: Duration::from_secs(24 * 3600),
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -178,6 +205,9 @@ impl ServerConfig {
         }
         if self.outbound_queue_frames < 16 {
             return invalid("outbound_queue_frames", "must be at least 16");
+        }
+        if self.outbound_queue_bytes < self.max_frame_len {
+            return invalid("outbound_queue_bytes", "must be at least max_frame_len");
         }
         if self.max_members_page == 0 || self.max_rooms_per_connection == 0 {
             return invalid("max_members_page", "limits must be at least 1");

@@ -43,7 +43,9 @@ pub mod registry;
 pub mod room;
 pub mod server;
 mod session;
+pub mod sessions;
 pub mod tls;
+pub mod token;
 
 pub use config::{ConfigError, ServerConfig};
 pub use server::{Server, ServerError, ShutdownHandle};

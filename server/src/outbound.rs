@@ -5,38 +5,66 @@
 //! writer task per queue opens the room stream and drains the queue, writing everything that has
 //! accumulated in one call so that a burst of small frames leaves in few packets.
 //!
-//! A queue that reaches its capacity is marked overflowed and its writer closes the whole
-//! connection with [`CloseCode::SlowConsumer`]: a member that cannot keep up is disconnected
-//! rather than buffered without bound, and never slows the room for the others.
+//! A member that cannot keep up is handled in two steps:
+//! 1. Above `soft_bytes` queued, room messages are shed, oldest `Low` first, then oldest
+//!    `Normal`. Each shed message becomes a [`RoomFrame::Gap`] in its place (adjacent gaps
+//!    merge), so the receiver learns exactly what it missed: never a silent hole. `High`
+//!    messages and control frames (presence, moderation, private messages) are never shed.
+//! 2. Above `hard_frames` entries (only reachable with unsheddable frames), the queue is marked
+//!    overflowed and its writer closes the whole connection with [`CloseCode::SlowConsumer`]; the
+//!    client resumes its session and gets the rest from the room's replay buffer.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use chatroom_protocol::CloseCode;
+use chatroom_protocol::{CloseCode, Priority, RoomFrame};
 use tokio::sync::Notify;
+
+/// How much a queue may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Above this many queued bytes, room messages are shed (low priority first).
+    pub soft_bytes: usize,
+    /// Above this many queued entries, the connection is closed as a slow consumer.
+    pub hard_frames: usize,
+}
+
+#[derive(Debug)]
+enum Entry {
+    /// A frame that is never shed.
+    Control(Bytes),
+    /// A room message, which may be shed.
+    Message { seq: u64, priority: Priority, frame: Bytes },
+    /// Messages `from..=to` were shed.
+    Gap { from: u64, to: u64 },
+}
 
 /// One member's queue of encoded frames for one room stream.
 #[derive(Debug)]
 pub struct OutboundQueue {
     state: Mutex<QueueState>,
     ready: Notify,
-    capacity: usize,
+    limits: QueueLimits,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
-    frames: VecDeque<Bytes>,
+    entries: VecDeque<Entry>,
+    /// Bytes of the frames in `entries`.
+    bytes: usize,
     /// No more frames will be pushed: finish the stream once drained.
     closed: bool,
-    /// A push found the queue full.
+    /// The hard limit was hit.
     overflowed: bool,
+    /// How many messages were shed over the queue's life.
+    shed: u64,
 }
 
 /// What the writer should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Next {
-    /// Write these frames.
+    /// Write the frames put into the batch.
     Write,
     /// Nothing to do yet; wait.
     Wait,
@@ -46,10 +74,51 @@ pub(crate) enum Next {
     Overflowed,
 }
 
+impl QueueState {
+    /// Sheds the oldest message of the lowest sheddable priority present; false if none.
+    fn shed_one(&mut self) -> bool {
+        let position = [Priority::Low, Priority::Normal].iter().find_map(|wanted| {
+            self.entries
+                .iter()
+                .position(|e| matches!(e, Entry::Message { priority, .. } if priority == wanted))
+        });
+        let Some(index) = position else {
+            return false;
+        };
+        let Some(Entry::Message { seq, frame, .. }) = self.entries.get(index) else {
+            return false;
+        };
+        let (seq, len) = (*seq, frame.len());
+        self.bytes -= len;
+        self.shed += 1;
+        let merges_before = index > 0
+            && matches!(self.entries.get(index - 1), Some(Entry::Gap { to, .. }) if to + 1 == seq);
+        let index = if merges_before {
+            self.entries.remove(index);
+            if let Some(Entry::Gap { to, .. }) = self.entries.get_mut(index - 1) {
+                *to = seq;
+            }
+            index - 1
+        } else {
+            self.entries[index] = Entry::Gap { from: seq, to: seq };
+            index
+        };
+        if let Some(&Entry::Gap { from: next_from, to: next_to }) = self.entries.get(index + 1) {
+            if next_from == seq + 1 {
+                self.entries.remove(index + 1);
+                if let Some(Entry::Gap { to, .. }) = self.entries.get_mut(index) {
+                    *to = next_to;
+                }
+            }
+        }
+        true
+    }
+}
+
 impl OutboundQueue {
-    /// An empty queue that holds at most `capacity` frames.
-    pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::default(), ready: Notify::new(), capacity })
+    /// An empty queue with these limits.
+    pub fn new(limits: QueueLimits) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::default(), ready: Notify::new(), limits })
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -58,23 +127,41 @@ impl OutboundQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues one encoded frame. Returns false if the frame was not queued: the queue is closed,
-    /// or full (then it is marked overflowed and its writer will close the connection).
-    pub fn push(&self, frame: Bytes) -> bool {
+    fn push_entry(&self, entry: Entry, len: usize) -> bool {
         let mut state = self.lock();
         if state.closed || state.overflowed {
             return false;
         }
-        if state.frames.len() >= self.capacity {
+        if state.entries.len() >= self.limits.hard_frames {
             state.overflowed = true;
             drop(state);
             self.ready.notify_one();
             return false;
         }
-        state.frames.push_back(frame);
+        state.entries.push_back(entry);
+        state.bytes += len;
+        while state.bytes > self.limits.soft_bytes && state.shed_one() {}
         drop(state);
         self.ready.notify_one();
         true
+    }
+
+    /// Queues a control frame (never shed). Returns false if it was not queued: the queue is
+    /// closed, or full (then it is marked overflowed and its writer will close the connection).
+    pub fn push(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        self.push_entry(Entry::Control(frame), len)
+    }
+
+    /// Queues room message `seq`, which may later be shed according to its priority.
+    pub fn push_message(&self, seq: u64, priority: Priority, frame: Bytes) -> bool {
+        let len = frame.len();
+        self.push_entry(Entry::Message { seq, priority, frame }, len)
+    }
+
+    /// Queues a gap report for messages `from..=to`.
+    pub fn push_gap(&self, from: u64, to: u64) -> bool {
+        self.push_entry(Entry::Gap { from, to }, 0)
     }
 
     /// Queues a last frame (if any) and closes the queue: the writer finishes the stream once
@@ -85,29 +172,35 @@ impl OutboundQueue {
             return;
         }
         if let Some(frame) = last {
-            // The last frame is allowed past capacity: it is one frame, and it tells the client
-            // why the stream ends.
-            state.frames.push_back(frame);
+            // The last frame is allowed past the limits: it is one frame, and it tells the
+            // client why the stream ends.
+            state.bytes += frame.len();
+            state.entries.push_back(Entry::Control(frame));
         }
         state.closed = true;
         drop(state);
         self.ready.notify_one();
     }
 
-    /// Whether the queue was closed (the membership it served has ended).
+    /// Whether the queue was closed (the membership it served has ended) or overflowed.
     pub fn is_closed(&self) -> bool {
         let state = self.lock();
         state.closed || state.overflowed
     }
 
-    /// How many frames wait to be written.
+    /// How many entries wait to be written.
     pub fn len(&self) -> usize {
-        self.lock().frames.len()
+        self.lock().entries.len()
     }
 
-    /// Whether no frame waits.
+    /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many messages this queue has shed.
+    pub fn shed_count(&self) -> u64 {
+        self.lock().shed
     }
 
     /// Moves every queued frame into `batch` and says what to do.
@@ -116,11 +209,22 @@ impl OutboundQueue {
         if state.overflowed {
             return Next::Overflowed;
         }
-        if !state.frames.is_empty() {
-            batch.extend(state.frames.drain(..));
-            return Next::Write;
+        if state.entries.is_empty() {
+            return if state.closed { Next::Finish } else { Next::Wait };
         }
-        if state.closed { Next::Finish } else { Next::Wait }
+        state.bytes = 0;
+        for entry in state.entries.drain(..) {
+            match entry {
+                Entry::Control(frame) | Entry::Message { frame, .. } => batch.push(frame),
+                Entry::Gap { from, to } => {
+                    // A gap frame is a few bytes and cannot fail to encode.
+                    if let Ok(frame) = chatroom_protocol::encode(&RoomFrame::Gap { from, to }) {
+                        batch.push(frame);
+                    }
+                }
+            }
+        }
+        Next::Write
     }
 
     /// Drains this queue into a new unidirectional stream of `conn` until the queue is closed,
@@ -167,11 +271,47 @@ impl OutboundQueue {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+    use chatroom_protocol::{FrameDecoder, MAX_FRAME_LEN};
+
     use super::*;
+
+    const ROOMY: QueueLimits = QueueLimits { soft_bytes: 1 << 20, hard_frames: 1024 };
+
+    fn decode(batch: Vec<Bytes>) -> Vec<RoomFrame> {
+        let mut buf = BytesMut::new();
+        batch.iter().for_each(|b| buf.extend_from_slice(b));
+        let decoder = FrameDecoder::new(MAX_FRAME_LEN);
+        std::iter::from_fn(|| decoder.decode(&mut buf).unwrap()).collect()
+    }
+
+    fn message(seq: u64, priority: Priority) -> (u64, Priority, Bytes) {
+        let frame = RoomFrame::Message(chatroom_protocol::RoomMessage {
+            seq,
+            from: "a".into(),
+            timestamp_ms: 0,
+            kind: None,
+            priority,
+            text: "x".repeat(100),
+        });
+        (seq, priority, chatroom_protocol::encode(&frame).unwrap())
+    }
+
+    /// The seqs delivered, with gaps as (from, to) pairs, in order.
+    fn outline(frames: &[RoomFrame]) -> Vec<(u64, u64)> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                RoomFrame::Message(m) => Some((m.seq, m.seq)),
+                RoomFrame::Gap { from, to } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect()
+    }
 
     #[test]
     fn queue_states() {
-        let queue = OutboundQueue::new(2);
+        let queue = OutboundQueue::new(ROOMY);
         let mut batch = Vec::new();
         assert_eq!(queue.take(&mut batch), Next::Wait);
         assert!(queue.push(Bytes::from_static(b"a")));
@@ -187,10 +327,53 @@ mod tests {
     }
 
     #[test]
-    fn overflow_is_reported_not_buffered() {
-        let queue = OutboundQueue::new(1);
-        assert!(queue.push(Bytes::from_static(b"a")));
-        assert!(!queue.push(Bytes::from_static(b"b")));
+    fn sheds_low_before_normal_never_high_and_reports_gaps_in_place() {
+        // Room for about three messages.
+        let (_, _, sample) = message(1, Priority::Low);
+        let queue =
+            OutboundQueue::new(QueueLimits { soft_bytes: sample.len() * 3, hard_frames: 64 });
+        let priorities = [
+            Priority::Normal, // 1
+            Priority::Low,    // 2
+            Priority::High,   // 3
+            Priority::Low,    // 4
+            Priority::Normal, // 5
+            Priority::High,   // 6
+        ];
+        for (i, p) in priorities.iter().enumerate() {
+            let (seq, priority, frame) = message(i as u64 + 1, *p);
+            assert!(queue.push_message(seq, priority, frame));
+        }
+        let mut batch = Vec::new();
+        assert_eq!(queue.take(&mut batch), Next::Write);
+        let frames = decode(batch);
+        // Lows 2 and 4 went first, then the oldest normal (1); 3, 5 and 6 fit.
+        assert_eq!(outline(&frames), [(1, 2), (3, 3), (4, 4), (5, 5), (6, 6)]);
+        assert_eq!(queue.shed_count(), 3);
+    }
+
+    #[test]
+    fn adjacent_gaps_merge() {
+        let (_, _, sample) = message(1, Priority::Low);
+        let queue = OutboundQueue::new(QueueLimits { soft_bytes: sample.len(), hard_frames: 64 });
+        for seq in 1..=10 {
+            let (seq, priority, frame) = message(seq, Priority::Low);
+            queue.push_message(seq, priority, frame);
+        }
+        let mut batch = Vec::new();
+        queue.take(&mut batch);
+        assert_eq!(outline(&decode(batch)), [(1, 9), (10, 10)]);
+    }
+
+    #[test]
+    fn unsheddable_backlog_overflows() {
+        let queue = OutboundQueue::new(QueueLimits { soft_bytes: 10, hard_frames: 2 });
+        for seq in 1..=2 {
+            let (seq, priority, frame) = message(seq, Priority::High);
+            assert!(queue.push_message(seq, priority, frame));
+        }
+        let (seq, priority, frame) = message(3, Priority::High);
+        assert!(!queue.push_message(seq, priority, frame));
         assert!(queue.is_closed());
         assert_eq!(queue.take(&mut Vec::new()), Next::Overflowed);
     }

@@ -1,16 +1,19 @@
-//! One room: members, roles, mutes, bans and the message sequence.
+//! One room: members, roles, mutes, bans, the message sequence and its replay buffer.
 //!
 //! Plain state with no I/O and no clock: every operation that depends on time takes `now`, and
 //! fan-out is a push of one encoded frame into each member's [`OutboundQueue`]. The registry
 //! keeps each room behind a short-lived lock; nothing here awaits.
 //!
 //! Rules worth knowing (see `protocol/PROTOCOL.md` for the full list):
-//! - A user is a member once, however many of its connections joined; it stops being a member
-//!   when its last connection leaves. Admin role and attributes end with the membership.
-//! - Ownership belongs to the room: its creator is Owner whenever it is a member.
+//! - Membership belongs to *sessions*: a user is a member while at least one of its sessions
+//!   holds the membership, however many connections it has. A session whose connection is lost
+//!   keeps its memberships for the resume window (the room sees no leave), and a resumed
+//!   session gets a new stream that replays what it missed from the room's replay buffer.
+//! - Admin role and attributes end with the membership; ownership belongs to the room: its
+//!   creator is Owner whenever it is a member.
 //! - Mutes and bans belong to the room too, so that leaving and rejoining does not lift them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,11 +29,16 @@ use crate::outbound::OutboundQueue;
 /// Identifies one connection within this server process.
 pub type ConnId = u64;
 
+/// Identifies one session within this server process.
+pub type SessionKey = u64;
+
 /// One connection's subscription to a room: where its frames go.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     /// The connection.
     pub conn: ConnId,
+    /// The session the connection serves.
+    pub session: SessionKey,
     /// The id announced in the stream's [`RoomFrame::Open`].
     pub stream_id: u64,
     /// The queue drained into the connection's room stream.
@@ -41,7 +49,19 @@ pub struct Subscriber {
 struct Member {
     role: Role,
     attributes: Attributes,
+    /// The sessions holding this membership, with the first seq each is entitled to.
+    sessions: HashMap<SessionKey, u64>,
+    /// The live streams of those sessions' connections.
     subscribers: Vec<Subscriber>,
+}
+
+/// A message kept for replay after a resume.
+#[derive(Debug)]
+struct Replay {
+    seq: u64,
+    priority: Priority,
+    at: Instant,
+    frame: Bytes,
 }
 
 /// A room's state.
@@ -51,6 +71,8 @@ pub struct Room {
     creator: String,
     next_seq: u64,
     members: BTreeMap<String, Member>,
+    /// The latest messages, oldest first, bounded by count and age.
+    history: VecDeque<Replay>,
     /// Muted users: until when, or `None` until unmuted.
     mutes: HashMap<String, Option<Instant>>,
     /// Kicked users and when their ban ends.
@@ -81,6 +103,7 @@ impl Room {
             creator,
             next_seq: 1,
             members: BTreeMap::new(),
+            history: VecDeque::new(),
             mutes: HashMap::new(),
             bans: HashMap::new(),
             empty_since: Some(now),
@@ -126,7 +149,8 @@ impl Room {
         self.members.len() < config.presence_event_limit
     }
 
-    /// Sends one frame, encoded once, to every subscriber of every member except `except`.
+    /// Sends one control frame, encoded once, to every subscriber of every member except
+    /// `except`.
     fn broadcast(&self, frame: &RoomFrame, except: Option<&str>) -> Result<(), ErrorFrame> {
         let bytes = encode(frame)?;
         for (user, member) in &self.members {
@@ -140,7 +164,18 @@ impl Room {
         Ok(())
     }
 
-    /// Adds `sub`'s connection to the room as `user`. The subscriber's queue receives
+    fn banned_until(&mut self, user: &str, now: Instant) -> Option<Instant> {
+        match self.bans.get(user) {
+            Some(&until) if until > now => Some(until),
+            Some(_) => {
+                self.bans.remove(user);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Adds `sub`'s session to the room as `user`. The subscriber's queue receives
     /// [`RoomFrame::Open`] first, then everything the room says from now on.
     pub fn join(
         &mut self,
@@ -150,35 +185,34 @@ impl Room {
         config: &ServerConfig,
     ) -> Result<JoinedRoom, ErrorFrame> {
         self.check_open()?;
-        if let Some(&until) = self.bans.get(user) {
-            if until > now {
-                let secs = (until - now).as_secs_f64().ceil() as u64;
-                return Err(error(
-                    ErrorCode::Banned,
-                    format!("you were kicked from room {}; try again in {secs} s", self.id),
-                ));
-            }
-            self.bans.remove(user);
+        if let Some(until) = self.banned_until(user, now) {
+            let secs = (until - now).as_secs_f64().ceil() as u64;
+            return Err(error(
+                ErrorCode::Banned,
+                format!("you were kicked from room {}; try again in {secs} s", self.id),
+            ));
         }
-        if let Some(member) = self.members.get(user) {
-            if member.subscribers.iter().any(|s| s.conn == sub.conn) {
-                return Err(error(
-                    ErrorCode::AlreadyJoined,
-                    format!("already in room {}", self.id),
-                ));
-            }
+        if self.members.get(user).is_some_and(|m| m.sessions.contains_key(&sub.session)) {
+            return Err(error(ErrorCode::AlreadyJoined, format!("already in room {}", self.id)));
         }
         sub.queue
             .push(encode(&RoomFrame::Open { room: self.id.clone(), stream_id: sub.stream_id })?);
         let stream_id = sub.stream_id;
+        let next_seq = self.next_seq;
         let role = match self.members.get_mut(user) {
             Some(member) => {
+                member.sessions.insert(sub.session, next_seq);
                 member.subscribers.push(sub);
                 member.role
             }
             None => {
                 let role = if user == self.creator { Role::Owner } else { Role::Member };
-                let member = Member { role, attributes: Attributes::new(), subscribers: vec![sub] };
+                let member = Member {
+                    role,
+                    attributes: Attributes::new(),
+                    sessions: HashMap::from([(sub.session, next_seq)]),
+                    subscribers: vec![sub],
+                };
                 self.members.insert(user.to_string(), member);
                 if self.presence_on(config) {
                     let frame = RoomFrame::MemberJoined { user: user.to_string(), role };
@@ -192,28 +226,73 @@ impl Room {
             room: self.id.clone(),
             role,
             members: self.member_count(),
-            next_seq: self.next_seq,
+            next_seq,
             stream_id,
         })
     }
 
-    /// Removes connection `conn` of `user` from the room. Its stream ends with `last` (for a
-    /// requested leave; `None` when the connection is gone). When it was the user's last
-    /// connection in the room, the user stops being a member and the room is told.
-    fn remove_subscriber(
+    /// Gives `sub` (a new connection of a resumed session) a stream of the membership its
+    /// session holds: [`RoomFrame::Open`], then every message after `last_seq` still in the
+    /// replay buffer (a [`RoomFrame::Gap`] first for older ones), then the room live.
+    /// `last_seq` is what the client says it received; `None` means "nothing since joining".
+    pub fn reattach(
         &mut self,
         user: &str,
-        conn: ConnId,
+        sub: Subscriber,
+        last_seq: Option<u64>,
+    ) -> Result<JoinedRoom, ErrorFrame> {
+        self.check_open()?;
+        let not_member = || error(ErrorCode::NotAMember, format!("no longer in room {}", self.id));
+        let member = self.members.get(user).ok_or_else(not_member)?;
+        let &entitled_from = member.sessions.get(&sub.session).ok_or_else(not_member)?;
+        // Nothing from before the session joined, nothing from the future.
+        let from = last_seq.map_or(entitled_from, |last| last.saturating_add(1));
+        let from = from.clamp(entitled_from, self.next_seq);
+        sub.queue
+            .push(encode(&RoomFrame::Open { room: self.id.clone(), stream_id: sub.stream_id })?);
+        let oldest = self.history.front().map_or(self.next_seq, |r| r.seq);
+        if from < oldest {
+            sub.queue.push_gap(from, oldest.min(self.next_seq) - 1);
+        }
+        for replay in self.history.iter().filter(|r| r.seq >= from) {
+            sub.queue.push_message(replay.seq, replay.priority, replay.frame.clone());
+        }
+        let joined = JoinedRoom {
+            room: self.id.clone(),
+            role: member.role,
+            members: self.member_count(),
+            next_seq: self.next_seq,
+            stream_id: sub.stream_id,
+        };
+        if let Some(member) = self.members.get_mut(user) {
+            member.subscribers.push(sub);
+        }
+        Ok(joined)
+    }
+
+    /// Ends `session`'s hold on `user`'s membership; its streams end with `last` (`None` when
+    /// its connections are gone). When no session holds the membership any more, the user
+    /// stops being a member and the room is told.
+    fn remove_session(
+        &mut self,
+        user: &str,
+        session: SessionKey,
         last: Option<RoomFrame>,
         now: Instant,
         config: &ServerConfig,
     ) -> Result<(), ErrorFrame> {
         let not_in = || error(ErrorCode::NotAMember, format!("not in room {}", self.id));
         let member = self.members.get_mut(user).ok_or_else(not_in)?;
-        let index = member.subscribers.iter().position(|s| s.conn == conn).ok_or_else(not_in)?;
-        let sub = member.subscribers.swap_remove(index);
-        sub.queue.close(last.as_ref().map(encode).transpose()?);
-        if !member.subscribers.is_empty() {
+        member.sessions.remove(&session).ok_or_else(not_in)?;
+        let last = last.as_ref().map(encode).transpose()?;
+        member.subscribers.retain(|sub| {
+            if sub.session != session {
+                return true;
+            }
+            sub.queue.close(last.clone());
+            false
+        });
+        if !member.sessions.is_empty() {
             return Ok(());
         }
         self.members.remove(user);
@@ -225,22 +304,42 @@ impl Room {
         Ok(())
     }
 
-    /// Connection `conn` of `user` asked to leave.
+    /// Session `session` of `user` asked to leave.
     pub fn leave(
         &mut self,
         user: &str,
-        conn: ConnId,
+        session: SessionKey,
         now: Instant,
         config: &ServerConfig,
     ) -> Result<(), ErrorFrame> {
         let last = RoomFrame::Left { reason: LeaveReason::Requested };
-        self.remove_subscriber(user, conn, Some(last), now, config)
+        self.remove_session(user, session, Some(last), now, config)
     }
 
-    /// Connection `conn` of `user` is gone; if it was still subscribed, it leaves.
-    pub fn disconnect(&mut self, user: &str, conn: ConnId, now: Instant, config: &ServerConfig) {
-        // Not being subscribed any more (kicked, or left earlier) is the normal case here.
-        let _ = self.remove_subscriber(user, conn, None, now, config);
+    /// Session `session` of `user` ended (it was closed, or its resume window passed); if it
+    /// still held the membership, that hold ends.
+    pub fn end_session(
+        &mut self,
+        user: &str,
+        session: SessionKey,
+        now: Instant,
+        config: &ServerConfig,
+    ) {
+        // Not holding the membership any more (kicked, or left earlier) is the normal case here.
+        let _ = self.remove_session(user, session, None, now, config);
+    }
+
+    /// Connection `conn` of `user` is gone: its streams end, the membership stays.
+    pub fn detach(&mut self, user: &str, conn: ConnId) {
+        if let Some(member) = self.members.get_mut(user) {
+            member.subscribers.retain(|sub| {
+                if sub.conn != conn {
+                    return true;
+                }
+                sub.queue.close(None);
+                false
+            });
+        }
     }
 
     fn check_can_send(
@@ -307,9 +406,30 @@ impl Room {
             priority,
             text,
         };
-        self.broadcast(&RoomFrame::Message(message), None)?;
+        let frame = encode(&RoomFrame::Message(message))?;
+        for member in self.members.values() {
+            for sub in &member.subscribers {
+                sub.queue.push_message(seq, priority, frame.clone());
+            }
+        }
+        self.history.push_back(Replay { seq, priority, at: now, frame });
+        self.trim_history(now, config);
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Forgets replayable messages beyond the configured count and age.
+    fn trim_history(&mut self, now: Instant, config: &ServerConfig) {
+        while self.history.len() > config.replay_buffer_messages {
+            self.history.pop_front();
+        }
+        while self
+            .history
+            .front()
+            .is_some_and(|r| now.saturating_duration_since(r.at) > config.replay_buffer_age)
+        {
+            self.history.pop_front();
+        }
     }
 
     /// `from` sends a private message to every connection of member `to`.
@@ -552,6 +672,7 @@ impl Room {
     /// room when it changed. Returns true when the room has been empty for `empty_room_ttl` and
     /// is now closed: the registry should drop it.
     pub fn maintain(&mut self, now: Instant, config: &ServerConfig) -> bool {
+        self.trim_history(now, config);
         self.bans.retain(|_, until| *until > now);
         self.mutes.retain(|_, until| until.is_none_or(|t| t > now));
         if let Some(since) = self.empty_since {

@@ -143,7 +143,11 @@ async fn upkeep(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.registry.maintain(Instant::now(), &shared.config),
+            _ = tick.tick() => {
+                let now = Instant::now();
+                shared.sessions.expire(now, shared.config.resume_window, &shared.config);
+                shared.registry.maintain(now, &shared.config);
+            }
             _ = stopped(&mut stop) => return,
         }
     }

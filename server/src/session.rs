@@ -1,9 +1,13 @@
-//! One connection: the Hello/Welcome handshake, then requests on the session stream until the
-//! connection ends or the server shuts down.
+//! One connection: the Hello/Welcome handshake (a fresh session, or a resumed one), then
+//! requests on the session stream until the connection ends or the server shuts down.
 //!
-//! Requests are handled one at a time, in order, by plain functions over the rooms (nothing in
-//! a handler awaits); only reading frames and writing responses await. A client that does not
-//! read its responses therefore stalls only itself.
+//! Requests are handled one at a time, in order, by plain functions over the session and its
+//! rooms (nothing in a handler awaits); only reading frames and writing responses await. A
+//! client that does not read its responses therefore stalls only itself.
+//!
+//! The Hello may arrive as 0-RTT data and is answered at once (0.5-RTT): a resume request is
+//! safe to replay (see [`chatroom_protocol::ResumeRequest`]). Requests, which may not be, are
+//! only read once the handshake has completed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,26 +15,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chatroom_protocol::{
-    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Hello, LeaveReason, PROTOCOL_VERSION, Request,
-    RequestBody, Response, ResponseBody, RoomFrame, ServerFrame, SessionLimits, Welcome,
-    validate_room_id, validate_user_id,
+    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Hello, JoinedRoom, LeaveReason,
+    PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody, ResumeRequest, RoomFrame,
+    ServerFrame, SessionLimits, Welcome, validate_room_id, validate_user_id,
 };
-use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::ServerConfig;
 use crate::framed::{FrameReader, ReadFrameError};
-use crate::outbound::OutboundQueue;
-use crate::ratelimit::TokenBucket;
+use crate::outbound::{OutboundQueue, QueueLimits};
 use crate::registry::{RoomHandle, RoomRegistry, lock};
 use crate::room::{ConnId, Subscriber};
+use crate::sessions::{SessionHandle, SessionRegistry, lock_session};
+use crate::token::{TokenError, TokenKey};
 
 /// What every connection task shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) registry: RoomRegistry,
+    pub(crate) sessions: SessionRegistry,
+    token_key: TokenKey,
     next_conn: AtomicU64,
     next_stream: AtomicU64,
 }
@@ -40,8 +46,17 @@ impl Shared {
         Self {
             config,
             registry: RoomRegistry::new(),
+            sessions: SessionRegistry::default(),
+            token_key: TokenKey::generate(),
             next_conn: AtomicU64::new(1),
             next_stream: AtomicU64::new(1),
+        }
+    }
+
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            soft_bytes: self.config.outbound_queue_bytes,
+            hard_frames: self.config.outbound_queue_frames,
         }
     }
 }
@@ -52,6 +67,10 @@ fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
 
 fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn unix_secs() -> u64 {
+    unix_ms() / 1000
 }
 
 fn bad_request(message: impl Into<String>) -> ErrorFrame {
@@ -68,29 +87,67 @@ pub(crate) async fn handle_incoming(
     let remote = incoming.remote_address();
     let span = tracing::info_span!("conn", id = conn_id, %remote);
     async move {
-        let conn = match incoming.await {
-            Ok(conn) => conn,
+        let connecting = match incoming.accept() {
+            Ok(connecting) => connecting,
             Err(e) => {
-                tracing::debug!(error = %e, "handshake failed");
+                tracing::debug!(error = %e, "cannot accept connection");
                 return;
             }
         };
-        if let Err(reason) = serve(conn.clone(), conn_id, shared, shutdown).await {
-            tracing::debug!(%reason, "connection ended");
-        }
+        // On the server, conversion to 0.5-RTT always succeeds: the Hello (possibly sent as
+        // 0-RTT data) is answered without waiting for the handshake to complete.
+        let (conn, established) = match connecting.into_0rtt() {
+            Ok((conn, established)) => (conn, established),
+            Err(connecting) => match connecting.await {
+                Ok(conn) => {
+                    let established = std::future::ready(true);
+                    return serve(conn, conn_id, shared, shutdown, established).await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "handshake failed");
+                    return;
+                }
+            },
+        };
+        serve(conn, conn_id, shared, shutdown, established).await
     }
     .instrument(span)
     .await
 }
 
-/// Why a connection ended; for logs.
+/// Why a connection could not be served; for logs.
 type EndReason = String;
+
+/// How a served connection ended, which decides what becomes of its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client said goodbye (closed normally, or finished its session stream): the session
+    /// ends with it.
+    Goodbye,
+    /// The connection was lost: the session waits for the client to resume it.
+    Lost,
+    /// The peer broke the protocol, or the server is shutting down: the session ends.
+    Terminated,
+}
 
 async fn serve(
     conn: quinn::Connection,
     conn_id: ConnId,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    established: impl std::future::Future<Output = bool>,
+) {
+    if let Err(reason) = serve_session(conn, conn_id, shared, shutdown, established).await {
+        tracing::debug!(%reason, "connection ended");
+    }
+}
+
+async fn serve_session(
+    conn: quinn::Connection,
+    conn_id: ConnId,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    established: impl std::future::Future<Output = bool>,
 ) -> Result<(), EndReason> {
     let config = &shared.config;
     let accepted = tokio::time::timeout(config.handshake_timeout, async {
@@ -124,30 +181,109 @@ async fn serve(
             return Err("hello rejected".into());
         }
     };
-    let session_id = Alphanumeric.sample_string(&mut rand::rng(), 16);
+    let now = Instant::now();
+    let mut conn_rooms = HashMap::new();
+    let (session, resumed, resume_refused, rooms) = match &hello.resume {
+        Some(request) => match resume(&shared, &user, request, &conn, conn_id, &mut conn_rooms) {
+            Ok((session, rooms)) => (session, true, None, rooms),
+            Err(refusal) => {
+                tracing::info!(%user, reason = %refusal, "resume refused; starting a fresh session");
+                (shared.sessions.create(&user, now, config), false, Some(refusal), Vec::new())
+            }
+        },
+        None => (shared.sessions.create(&user, now, config), false, None, Vec::new()),
+    };
+    let session_id = lock_session(&session).id.clone();
+    let expires = unix_secs().saturating_add(config.resume_token_lifetime.as_secs());
     let welcome = ServerFrame::Welcome(Welcome {
         version: PROTOCOL_VERSION,
         user: user.clone(),
         region: config.region.clone(),
         session_id: session_id.clone(),
         limits: session_limits(config),
+        resume_token: shared.token_key.issue(&session_id, &user, expires),
+        resume_window_ms: config.resume_window.as_millis().try_into().unwrap_or(u64::MAX),
+        resumed,
+        resume_refused,
+        rooms,
     });
-    write_frame(&mut send, &welcome).await?;
     let span = tracing::info_span!("session", %user, session = %session_id);
-    tracing::info!(parent: &span, agent = %hello.agent, "session started");
-
     let mut session = Session {
-        bucket: TokenBucket::new(config.message_rate, config.message_burst, Instant::now()),
         shared: shared.clone(),
         conn: conn.clone(),
         conn_id,
         user,
-        rooms: HashMap::new(),
+        session,
+        rooms: conn_rooms,
     };
-    let result = session.run(&mut send, &mut reader, shutdown).instrument(span.clone()).await;
-    session.disconnect_all();
-    tracing::info!(parent: &span, "session ended");
-    result
+    let result = async {
+        write_frame(&mut send, &welcome).await?;
+        tracing::info!(agent = %hello.agent, resumed, "session started");
+        // Requests may change state and are not safe to replay: read none before the handshake
+        // is complete (0-RTT data cannot be replayed after that).
+        established.await;
+        session.run(&mut send, &mut reader, shutdown).await
+    }
+    .instrument(span.clone())
+    .await;
+    let ending = match &result {
+        Ok(ending) => *ending,
+        Err(_) => Ending::Lost,
+    };
+    session.finish(ending);
+    tracing::info!(parent: &span, ?ending, "connection ended");
+    result.map(|_| ())
+}
+
+/// Re-attaches this connection to the session a resume request names, giving it a new stream
+/// per room that replays what the client missed. Refused with a reason when the token is not
+/// valid for this user or the session no longer exists.
+fn resume(
+    shared: &Shared,
+    user: &str,
+    request: &ResumeRequest,
+    conn: &quinn::Connection,
+    conn_id: ConnId,
+    conn_rooms: &mut HashMap<String, (RoomHandle, Arc<OutboundQueue>)>,
+) -> Result<(SessionHandle, Vec<JoinedRoom>), ErrorFrame> {
+    let claims = shared.token_key.verify(&request.token, unix_secs()).map_err(|e| match e {
+        TokenError::Invalid => ErrorFrame::new(ErrorCode::Unauthorized, "invalid resume token"),
+        TokenError::Expired => ErrorFrame::new(ErrorCode::SessionExpired, "resume token expired"),
+    })?;
+    if claims.user != user {
+        // Never somebody else's session, whatever the token says.
+        return Err(ErrorFrame::new(
+            ErrorCode::Unauthorized,
+            "the resume token is not this user's",
+        ));
+    }
+    let expired = || ErrorFrame::new(ErrorCode::SessionExpired, "the session no longer exists");
+    let session = shared.sessions.get(&claims.session).ok_or_else(expired)?;
+    let mut state = lock_session(&session);
+    if state.ended {
+        return Err(expired());
+    }
+    state.attached += 1;
+    state.detached_since = None;
+    let key = state.key;
+    let mut joined = Vec::with_capacity(state.rooms.len());
+    state.rooms.retain(|room, handle| {
+        let queue = OutboundQueue::new(shared.queue_limits());
+        let stream_id = shared.next_stream.fetch_add(1, Ordering::Relaxed);
+        let sub = Subscriber { conn: conn_id, session: key, stream_id, queue: queue.clone() };
+        let last_seq = request.rooms.iter().find(|p| &p.room == room).map(|p| p.last_seq);
+        match lock(handle).reattach(user, sub, last_seq) {
+            Ok(room_joined) => {
+                tokio::spawn(queue.clone().run_writer(conn.clone()).in_current_span());
+                conn_rooms.insert(room.clone(), (handle.clone(), queue));
+                joined.push(room_joined);
+                true
+            }
+            // Kicked (or the room closed) while the client was away.
+            Err(_) => false,
+        }
+    });
+    Ok((session.clone(), joined))
 }
 
 fn check_hello(hello: &Hello) -> Result<String, (ErrorFrame, CloseCode)> {
@@ -216,16 +352,16 @@ async fn write_frame(send: &mut quinn::SendStream, frame: &ServerFrame) -> Resul
     send.write_all(&bytes).await.map_err(|e| format!("session stream write: {e}"))
 }
 
-/// A connection's session: who it is and which rooms it is in.
+/// One connection serving a session.
 struct Session {
     shared: Arc<Shared>,
     conn: quinn::Connection,
     conn_id: ConnId,
     user: String,
-    /// Rooms this connection joined, with the queue of its room stream. A closed queue means the
-    /// membership ended without a request from this connection (a kick).
+    session: SessionHandle,
+    /// This connection's room streams, by room. A closed queue means the membership ended
+    /// without a request from this connection (a kick).
     rooms: HashMap<String, (RoomHandle, Arc<OutboundQueue>)>,
-    bucket: TokenBucket,
 }
 
 impl Session {
@@ -234,7 +370,7 @@ impl Session {
         send: &mut quinn::SendStream,
         reader: &mut FrameReader,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), EndReason> {
+    ) -> Result<Ending, EndReason> {
         loop {
             tokio::select! {
                 frame = reader.next::<ClientFrame>() => match frame {
@@ -244,17 +380,27 @@ impl Session {
                     }
                     Ok(Some(ClientFrame::Hello(_))) => {
                         close(&self.conn, CloseCode::ProtocolViolation, "second hello");
-                        return Err("second hello".into());
+                        tracing::warn!("closing connection: second hello");
+                        return Ok(Ending::Terminated);
                     }
                     Ok(None) => {
                         close(&self.conn, CloseCode::Normal, "session stream finished");
-                        return Ok(());
+                        return Ok(Ending::Goodbye);
+                    }
+                    Err(ReadFrameError::Stream(quinn::ReadError::ConnectionLost(
+                        quinn::ConnectionError::ApplicationClosed(close),
+                    ))) if close.error_code == CloseCode::Normal.to_u32().into() => {
+                        return Ok(Ending::Goodbye);
+                    }
+                    Err(e @ ReadFrameError::Decode(_)) => {
+                        protocol_error(&self.conn, e);
+                        return Ok(Ending::Terminated);
                     }
                     Err(e) => return Err(protocol_error(&self.conn, e)),
                 },
                 _ = crate::server::stopped(&mut shutdown) => {
                     self.going_away(send).await;
-                    return Ok(());
+                    return Ok(Ending::Terminated);
                 }
             }
         }
@@ -279,13 +425,27 @@ impl Session {
         close(&self.conn, CloseCode::GoingAway, "server shutting down");
     }
 
-    /// Leaves every room this connection is in, as its connection is gone.
-    fn disconnect_all(&mut self) {
+    /// Detaches this connection from its session. The session ends with it when the client
+    /// said goodbye, broke the protocol, or resumption is off; otherwise it waits for the
+    /// client to resume it within the resume window.
+    fn finish(&mut self, ending: Ending) {
         let now = Instant::now();
         for (handle, _) in self.rooms.values() {
-            lock(handle).disconnect(&self.user, self.conn_id, now, &self.shared.config);
+            lock(handle).detach(&self.user, self.conn_id);
         }
         self.rooms.clear();
+        let config = &self.shared.config;
+        let mut state = lock_session(&self.session);
+        state.attached = state.attached.saturating_sub(1);
+        if state.attached > 0 {
+            return;
+        }
+        if ending == Ending::Lost && !config.resume_window.is_zero() {
+            state.detached_since = Some(now);
+            return;
+        }
+        drop(state);
+        self.shared.sessions.end(&self.session, now, config);
     }
 
     fn handle(&mut self, request: Request) -> Response {
@@ -302,7 +462,9 @@ impl Session {
             Some((handle, queue)) if !queue.is_closed() => Ok(handle.clone()),
             stale => {
                 if stale.is_some() {
+                    // Kicked: the room ended the membership; forget it here too.
                     self.rooms.remove(room);
+                    lock_session(&self.session).rooms.remove(room);
                 }
                 Err(ErrorFrame::new(ErrorCode::NotAMember, format!("you are not in room {room}")))
             }
@@ -310,7 +472,7 @@ impl Session {
     }
 
     fn take_send_token(&mut self, now: Instant) -> Result<(), ErrorFrame> {
-        if self.bucket.try_take(now) {
+        if lock_session(&self.session).bucket.try_take(now) {
             return Ok(());
         }
         Err(ErrorFrame::new(
@@ -335,7 +497,9 @@ impl Session {
             RequestBody::Leave { room } => {
                 let handle = self.joined(&room)?;
                 self.rooms.remove(&room);
-                lock(&handle).leave(&self.user, self.conn_id, now, config)?;
+                let mut session = lock_session(&self.session);
+                session.rooms.remove(&room);
+                lock(&handle).leave(&self.user, session.key, now, config)?;
                 Ok(ResponseBody::Done)
             }
             RequestBody::Send { room, text, kind, priority } => {
@@ -395,29 +559,37 @@ impl Session {
     }
 
     fn join(&mut self, room: String, now: Instant) -> Result<ResponseBody, ErrorFrame> {
-        let config = &self.shared.config;
         validate_room_id(&room).map_err(|e| bad_request(e.to_string()))?;
-        self.rooms.retain(|_, (_, queue)| !queue.is_closed());
-        if self.rooms.contains_key(&room) {
+        if self.joined(&room).is_ok() {
             return Err(ErrorFrame::new(
                 ErrorCode::AlreadyJoined,
                 format!("already in room {room}"),
             ));
         }
-        if self.rooms.len() >= config.max_rooms_per_connection {
+        let config = &self.shared.config;
+        let mut session = lock_session(&self.session);
+        // Forget memberships that a kick ended while no connection was looking.
+        session.rooms.retain(|id, _| self.rooms.get(id).is_none_or(|(_, q)| !q.is_closed()));
+        if session.rooms.len() >= config.max_rooms_per_connection {
             return Err(ErrorFrame::new(
                 ErrorCode::TooManyRooms,
-                format!("a connection may be in at most {} rooms", config.max_rooms_per_connection),
+                format!("a session may be in at most {} rooms", config.max_rooms_per_connection),
             ));
         }
         let handle =
             self.shared.registry.get_for_join(&room, &self.user, config.auto_create_rooms, now)?;
-        let queue = OutboundQueue::new(config.outbound_queue_frames);
+        let queue = OutboundQueue::new(self.shared.queue_limits());
         let stream_id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
-        let sub = Subscriber { conn: self.conn_id, stream_id, queue: queue.clone() };
+        let sub = Subscriber {
+            conn: self.conn_id,
+            session: session.key,
+            stream_id,
+            queue: queue.clone(),
+        };
         let joined = lock(&handle).join(&self.user, sub, now, config)?;
         tokio::spawn(queue.clone().run_writer(self.conn.clone()).in_current_span());
         tracing::debug!(%room, role = joined.role.as_str(), "joined");
+        session.rooms.insert(room.clone(), handle.clone());
         self.rooms.insert(room, (handle, queue));
         Ok(ResponseBody::Joined(joined))
     }

@@ -117,8 +117,14 @@ impl TlsIdentity {
             .with_no_client_auth()
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![chatroom_protocol::ALPN.to_vec()];
-        // 0-RTT is not offered: requests are not yet safe to replay.
-        config.max_early_data_size = 0;
+        // Stateless session tickets (encrypted with a key that rotates every 6 h) let any number
+        // of clients resume TLS, not just the few hundred a server-side cache would remember.
+        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        // 0-RTT: a reconnecting client may send its Hello (with its resume request) in its
+        // first flight. QUIC requires this exact value to enable it. Only the Hello is acted on
+        // before the handshake completes; see `session.rs`.
+        config.max_early_data_size = u32::MAX;
+        config.send_half_rtt_data = true;
         Ok(Arc::new(config))
     }
 }

@@ -239,6 +239,7 @@ impl RawPeer {
             user: user.into(),
             token: None,
             agent: "raw".into(),
+            resume: None,
         };
         self.write_frame(&ClientFrame::Hello(hello)).await;
         self.read_frame().await.expect("answer to hello")

@@ -4,6 +4,7 @@ use bytes::BytesMut;
 use chatroom_protocol::{FrameDecoder, MAX_FRAME_LEN};
 
 use super::*;
+use crate::outbound::QueueLimits;
 
 struct Conn {
     id: ConnId,
@@ -12,11 +13,18 @@ struct Conn {
 
 impl Conn {
     fn new(id: ConnId) -> Self {
-        Self { id, queue: OutboundQueue::new(1024) }
+        let limits = QueueLimits { soft_bytes: 1 << 20, hard_frames: 1024 };
+        Self { id, queue: OutboundQueue::new(limits) }
     }
 
     fn sub(&self) -> Subscriber {
-        Subscriber { conn: self.id, stream_id: self.id * 10, queue: self.queue.clone() }
+        // One session per connection, with the same number, unless a test says otherwise.
+        Subscriber {
+            conn: self.id,
+            session: self.id,
+            stream_id: self.id * 10,
+            queue: self.queue.clone(),
+        }
     }
 
     /// Everything queued so far, decoded.
@@ -234,7 +242,7 @@ fn members_pages_and_empty_room_expiry() {
     assert_eq!((page.members.len(), page.next), (1, None));
 
     for (i, c) in conns.iter().enumerate() {
-        room.disconnect(&format!("u{i}"), c.id, now, &config);
+        room.end_session(&format!("u{i}"), c.id, now, &config);
     }
     assert!(!room.maintain(now + config.empty_room_ttl / 2, &config));
     assert!(room.maintain(now + config.empty_room_ttl, &config));
@@ -253,4 +261,85 @@ fn absurd_durations_do_not_overflow() {
     assert_eq!(code(send), ErrorCode::Muted);
     room.kick("owner", "mallory", now, &config).unwrap();
     assert_eq!(code(room.join("mallory", Conn::new(3).sub(), now, &config)), ErrorCode::Banned);
+}
+
+fn message_seqs(frames: &[RoomFrame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            RoomFrame::Message(m) => Some(m.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_detached_session_keeps_its_membership_and_replays_what_it_missed() {
+    let (mut room, config, now) = setup();
+    let (a, b) = (Conn::new(1), Conn::new(2));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    room.join("bob", b.sub(), now, &config).unwrap();
+    room.send("owner", "one".into(), None, Priority::Normal, now, 0, &config).unwrap();
+    a.frames();
+    // Bob's connection drops: the room is not told, and he is still counted.
+    room.detach("bob", 2);
+    assert!(b.queue.is_closed());
+    for text in ["two", "three"] {
+        room.send("owner", text.into(), None, Priority::Normal, now, 0, &config).unwrap();
+    }
+    assert!(!a.frames().iter().any(|f| matches!(f, RoomFrame::MemberLeft { .. })));
+    assert_eq!(room.member_count(), 2);
+    // Bob resumes on a new connection of the same session, having received seq 1.
+    let b2 = Conn::new(3);
+    let sub = Subscriber { session: 2, ..b2.sub() };
+    let joined = room.reattach("bob", sub, Some(1)).unwrap();
+    assert_eq!((joined.role, joined.next_seq, joined.stream_id), (Role::Member, 4, 30));
+    room.send("owner", "four".into(), None, Priority::Normal, now, 0, &config).unwrap();
+    let frames = b2.frames();
+    assert!(matches!(frames[0], RoomFrame::Open { stream_id: 30, .. }));
+    assert_eq!(message_seqs(&frames), [2, 3, 4], "replayed in order, then live, exactly once");
+    // A session that never held the membership cannot reattach.
+    let stranger = Subscriber { session: 99, ..Conn::new(4).sub() };
+    assert_eq!(code(room.reattach("bob", stranger, None)), ErrorCode::NotAMember);
+}
+
+#[test]
+fn replay_reports_a_gap_for_what_the_buffer_no_longer_holds() {
+    let (mut room, mut config, now) = setup();
+    config.replay_buffer_messages = 3;
+    let (a, b) = (Conn::new(1), Conn::new(2));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    room.join("bob", b.sub(), now, &config).unwrap();
+    room.detach("bob", 2);
+    for i in 1..=6 {
+        room.send("owner", format!("m{i}"), None, Priority::Normal, now, 0, &config).unwrap();
+    }
+    let b2 = Conn::new(3);
+    room.reattach("bob", Subscriber { session: 2, ..b2.sub() }, Some(0)).unwrap();
+    let frames = b2.frames();
+    assert_eq!(frames[1], RoomFrame::Gap { from: 1, to: 3 });
+    assert_eq!(message_seqs(&frames), [4, 5, 6]);
+
+    // Age counts too.
+    let later = now + config.replay_buffer_age + Duration::from_secs(1);
+    room.maintain(later, &config);
+    room.detach("bob", 3);
+    let b3 = Conn::new(4);
+    room.reattach("bob", Subscriber { session: 2, ..b3.sub() }, Some(4)).unwrap();
+    assert_eq!(b3.frames()[1], RoomFrame::Gap { from: 5, to: 6 });
+}
+
+#[test]
+fn ending_the_last_session_ends_the_membership() {
+    let (mut room, config, now) = setup();
+    let (a, b, b_other) = (Conn::new(1), Conn::new(2), Conn::new(3));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    room.join("bob", b.sub(), now, &config).unwrap();
+    room.join("bob", b_other.sub(), now, &config).unwrap();
+    a.frames();
+    room.end_session("bob", 2, now, &config);
+    assert_eq!(room.member_count(), 2, "bob's other session still holds the membership");
+    room.end_session("bob", 3, now, &config);
+    assert_eq!(room.member_count(), 1);
+    assert_eq!(a.frames(), [RoomFrame::MemberLeft { user: "bob".into() }]);
 }
