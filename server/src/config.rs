@@ -65,11 +65,19 @@ pub struct ServerConfig {
     /// The largest frame body a client may send, in bytes. Default 64 KiB: room for the largest
     /// message plus its envelope; anything bigger is refused before it is buffered.
     pub max_frame_len: usize,
-    /// Messages (`send` and private) a connection may send per second, on average.
-    /// Default 20: far above human typing, low enough that one client cannot flood a room.
+    /// Messages (`send` and private) one user may send per second, on average, over all its
+    /// connections. Default 20: far above human typing, low enough that one client cannot
+    /// flood a room.
     pub message_rate: f64,
-    /// How many messages a connection may send in a burst above `message_rate`. Default 40.
+    /// How many messages a user may send in a burst above `message_rate`. Default 40.
     pub message_burst: f64,
+    /// Messages one room accepts per second, on average, from all its members. When a room is
+    /// busier, low-priority messages are refused first (`rate_limited` once less than half the
+    /// burst is left), then normal ones (below a tenth), high ones last. Default 100: a lively
+    /// room; beyond that, a large room's members cannot read along anyway.
+    pub room_message_rate: f64,
+    /// How many messages a room accepts in a burst above `room_message_rate`. Default 200.
+    pub room_message_burst: f64,
     /// Bytes that may wait in one member's outbound queue for one room before its room
     /// messages are shed (low priority first, then normal; never high), each shed message
     /// reported to the member as a gap. Default 256 KiB: at 8 KiB per message, a 32-message
@@ -97,6 +105,16 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "de_duration")]
     pub resume_token_lifetime: Duration,
 
+    /// The most connections the server holds at once; more are refused. Default 100 000.
+    pub max_connections: usize,
+    /// The most connections from one IP address. Default 1000: mobile carriers put many users
+    /// behind one carrier-grade NAT address, so this only stops a single host's flood.
+    pub max_connections_per_ip: usize,
+    /// With more handshakes than this in progress, clients whose address is not yet validated
+    /// must first complete a QUIC Retry (one extra round trip), which defeats floods of spoofed
+    /// Initial packets. Default 200: far above a normal arrival rate, so that honest clients on
+    /// weak networks do not pay the round trip.
+    pub retry_above_handshakes: usize,
     /// QUIC idle timeout: a connection with no traffic for this long is closed. Default 30 s,
     /// as recommended by RFC 9308 §3.2 for application protocols with keep-alives.
     #[serde(deserialize_with = "de_duration")]
@@ -137,12 +155,17 @@ impl Default for ServerConfig {
             max_frame_len: 64 * 1024,
             message_rate: 20.0,
             message_burst: 40.0,
+            room_message_rate: 100.0,
+            room_message_burst: 200.0,
             outbound_queue_bytes: 256 * 1024,
             outbound_queue_frames: 8192,
             replay_buffer_messages: 4096,
             replay_buffer_age: Duration::from_secs(180),
             resume_window: Duration::from_secs(120),
             resume_token_lifetime: Duration::from_secs(24 * 3600),
+            max_connections: 100_000,
+            max_connections_per_ip: 1000,
+            retry_above_handshakes: 200,
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -202,6 +225,9 @@ impl ServerConfig {
         }
         if !(self.message_rate > 0.0 && self.message_burst >= 1.0) {
             return invalid("message_rate", "rate must be positive and burst at least 1");
+        }
+        if !(self.room_message_rate > 0.0 && self.room_message_burst >= 1.0) {
+            return invalid("room_message_rate", "rate must be positive and burst at least 1");
         }
         if self.outbound_queue_frames < 16 {
             return invalid("outbound_queue_frames", "must be at least 16");

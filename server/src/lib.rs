@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod config;
 mod framed;
 pub mod outbound;
@@ -48,5 +49,5 @@ pub mod tls;
 pub mod token;
 
 pub use config::{ConfigError, ServerConfig};
-pub use server::{Server, ServerError, ShutdownHandle};
+pub use server::{Server, ServerError, ShutdownHandle, TlsReloader};
 pub use tls::{TlsError, TlsIdentity};

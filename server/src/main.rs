@@ -82,17 +82,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = Args::parse().into_config()?;
-    let identity = match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => TlsIdentity::from_pem_files(cert, key)?,
-        _ => {
-            let (identity, path) = TlsIdentity::dev_identity(&config.data_dir)?;
-            tracing::info!(cert = %path.display(), "using the self-signed development certificate; clients trust it with --ca");
-            identity
-        }
-    };
+    let identity = load_identity(&config.cert, &config.key, &config.data_dir)?;
     tracing::warn!("open mode: no authentication is configured; any user id is accepted");
+    let tls_files = (config.cert.clone(), config.key.clone(), config.data_dir.clone());
     let server = Server::bind(config, &identity).context("cannot start the server")?;
     let stop = server.shutdown_handle();
+    #[cfg(unix)]
+    tokio::spawn(reload_tls_on_sighup(server.tls_reloader(), tls_files));
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("signal received; shutting down gracefully");
@@ -100,6 +96,47 @@ async fn main() -> anyhow::Result<()> {
     });
     server.run().await;
     Ok(())
+}
+
+/// The TLS identity from the configured PEM files, or the development certificate.
+fn load_identity(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<TlsIdentity> {
+    Ok(match (cert, key) {
+        (Some(cert), Some(key)) => TlsIdentity::from_pem_files(cert, key)?,
+        _ => {
+            let (identity, path) = TlsIdentity::dev_identity(data_dir)?;
+            tracing::info!(
+                cert = %path.display(),
+                "using the self-signed development certificate; clients trust it with --ca"
+            );
+            identity
+        }
+    })
+}
+
+/// Re-reads the certificate and key on every SIGHUP and serves new connections with them;
+/// existing connections are not interrupted. A file that fails to load keeps the old identity.
+#[cfg(unix)]
+async fn reload_tls_on_sighup(
+    reloader: chatroom_server::TlsReloader,
+    (cert, key, data_dir): (Option<PathBuf>, Option<PathBuf>, PathBuf),
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; certificate reloading is off");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match load_identity(&cert, &key, &data_dir).and_then(|id| Ok(reloader.reload(&id)?)) {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded for new connections"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: certificate reload failed; keeping the old one")
+            }
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

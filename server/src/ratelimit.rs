@@ -19,15 +19,36 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
+        self.try_take_keeping(now, 0.0)
+    }
+
+    /// Takes one token only if `reserve` tokens are left after it: lower-priority callers keep
+    /// a reserve for higher-priority ones.
+    pub fn try_take_keeping(&mut self, now: Instant, reserve: f64) -> bool {
+        self.refill(now);
+        if self.tokens - 1.0 >= reserve {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// The bucket's size.
+    pub fn burst(&self) -> f64 {
+        self.burst
+    }
+
+    /// Whether the bucket is full again at `now`: it then holds no state worth keeping.
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
     }
 }
 
@@ -47,5 +68,16 @@ mod tests {
         // Saved tokens never exceed the burst.
         let later = now + Duration::from_secs(60);
         assert_eq!((0..10).filter(|_| bucket.try_take(later)).count(), 3);
+    }
+
+    #[test]
+    fn reserves_are_kept_for_higher_priorities() {
+        let now = Instant::now();
+        let mut bucket = TokenBucket::new(1.0, 10.0, now);
+        // Keeping 5 back: only 5 of the 10 tokens can be taken.
+        assert_eq!((0..10).filter(|_| bucket.try_take_keeping(now, 5.0)).count(), 5);
+        assert_eq!((0..10).filter(|_| bucket.try_take(now)).count(), 5);
+        assert!(!bucket.is_full(now));
+        assert!(bucket.is_full(now + Duration::from_secs(10)));
     }
 }

@@ -25,6 +25,7 @@ use chatroom_protocol::{
 
 use crate::config::ServerConfig;
 use crate::outbound::OutboundQueue;
+use crate::ratelimit::TokenBucket;
 
 /// Identifies one connection within this server process.
 pub type ConnId = u64;
@@ -83,6 +84,8 @@ pub struct Room {
     announced_count: Option<(u64, Instant)>,
     /// Set when the registry dropped the room; a stale handle then refuses everything.
     closed: bool,
+    /// The room's inbound message rate (created on the first message).
+    inbound: Option<TokenBucket>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
@@ -109,6 +112,7 @@ impl Room {
             empty_since: Some(now),
             announced_count: None,
             closed: false,
+            inbound: None,
         }
     }
 
@@ -396,6 +400,22 @@ impl Room {
         self.check_can_send(user, &text, now, config)?;
         if let Some(kind) = &kind {
             validate_kind(kind).map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?;
+        }
+        let inbound = self.inbound.get_or_insert_with(|| {
+            TokenBucket::new(config.room_message_rate, config.room_message_burst, now)
+        });
+        // A crowded room sheds low priority first: each priority keeps a reserve for the ones
+        // above it.
+        let reserve = match priority {
+            Priority::Low => inbound.burst() * 0.5,
+            Priority::Normal => inbound.burst() * 0.1,
+            Priority::High => 0.0,
+        };
+        if !inbound.try_take_keeping(now, reserve) {
+            return Err(error(
+                ErrorCode::RateLimited,
+                format!("room {} is busy; {} priority messages wait", self.id, priority.as_str()),
+            ));
         }
         let seq = self.next_seq;
         let message = RoomMessage {

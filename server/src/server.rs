@@ -9,6 +9,7 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admission::{Admission, Admit, Admitted};
 use crate::config::{ConfigError, ServerConfig};
 use crate::session::{Shared, handle_incoming};
 use crate::tls::{TlsError, TlsIdentity};
@@ -38,6 +39,41 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
     shutdown: Arc<watch::Sender<bool>>,
+    admission: Arc<Admission>,
+    transport: Arc<quinn::TransportConfig>,
+}
+
+/// Replaces the server's certificate for new connections; existing connections keep theirs
+/// and are not interrupted. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TlsReloader {
+    endpoint: quinn::Endpoint,
+    transport: Arc<quinn::TransportConfig>,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl TlsReloader {
+    /// Serves new connections with `identity` from now on.
+    pub fn reload(&self, identity: &TlsIdentity) -> Result<(), TlsError> {
+        let config = quic_server_config(identity, self.transport.clone())?;
+        // A shutting-down server accepts nothing; do not undo that.
+        if !*self.shutdown.borrow() {
+            self.endpoint.set_server_config(Some(config));
+        }
+        Ok(())
+    }
+}
+
+fn quic_server_config(
+    identity: &TlsIdentity,
+    transport: Arc<quinn::TransportConfig>,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let crypto = identity.server_crypto()?;
+    let quic_crypto = QuicServerConfig::try_from(crypto)
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_crypto));
+    server_config.transport_config(transport);
+    Ok(server_config)
 }
 
 /// Stops a running server gracefully; cheap to clone.
@@ -73,16 +109,19 @@ impl Server {
     /// runtime.
     pub fn bind(config: ServerConfig, identity: &TlsIdentity) -> Result<Self, ServerError> {
         config.validate()?;
-        let crypto = identity.server_crypto()?;
-        let quic_crypto = QuicServerConfig::try_from(crypto)
-            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_crypto));
-        server_config.transport_config(Arc::new(transport_config(&config)));
+        let transport = Arc::new(transport_config(&config));
+        let server_config = quic_server_config(identity, transport.clone())?;
         let addr = config.listen;
         let endpoint = quinn::Endpoint::server(server_config, addr)
             .map_err(|source| ServerError::Bind { addr, source })?;
         let (shutdown, _) = watch::channel(false);
-        Ok(Self { endpoint, shared: Arc::new(Shared::new(config)), shutdown: Arc::new(shutdown) })
+        Ok(Self {
+            endpoint,
+            admission: Admission::new(&config),
+            shared: Arc::new(Shared::new(config)),
+            shutdown: Arc::new(shutdown),
+            transport,
+        })
     }
 
     /// The address the endpoint is bound to (useful with port 0).
@@ -101,6 +140,36 @@ impl Server {
         &self.shared.config
     }
 
+    /// Applies the connection limits to a new attempt: accepted (with its admission guard),
+    /// or answered with a Retry or a refusal here.
+    fn admit(&self, incoming: quinn::Incoming) -> Option<(quinn::Incoming, Admitted)> {
+        let remote = incoming.remote_address();
+        let validated = incoming.remote_address_validated() || !incoming.may_retry();
+        match self.admission.admit(remote.ip(), validated, self.endpoint.open_connections()) {
+            Admit::Accept(admitted) => Some((incoming, admitted)),
+            Admit::Retry => {
+                tracing::debug!(%remote, "many handshakes in progress: asking for address validation");
+                // `may_retry` was checked above, so this cannot fail.
+                let _ = incoming.retry();
+                None
+            }
+            Admit::Refuse(reason) => {
+                tracing::info!(%remote, reason, "connection refused");
+                incoming.refuse();
+                None
+            }
+        }
+    }
+
+    /// A handle that replaces the TLS certificate for new connections.
+    pub fn tls_reloader(&self) -> TlsReloader {
+        TlsReloader {
+            endpoint: self.endpoint.clone(),
+            transport: self.transport.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
     /// Accepts connections until a shutdown is requested, then shuts down gracefully.
     pub async fn run(self) {
         let mut stop = self.shutdown.subscribe();
@@ -111,7 +180,13 @@ impl Server {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
-                    let task = handle_incoming(incoming, self.shared.clone(), self.shutdown.subscribe());
+                    let Some((incoming, admitted)) = self.admit(incoming) else { continue };
+                    let task = handle_incoming(
+                        incoming,
+                        admitted,
+                        self.shared.clone(),
+                        self.shutdown.subscribe(),
+                    );
                     connections.spawn(task);
                 }
                 // Reap finished connection tasks so the set does not grow with history.

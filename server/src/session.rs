@@ -22,6 +22,7 @@ use chatroom_protocol::{
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::admission::Admitted;
 use crate::config::ServerConfig;
 use crate::framed::{FrameReader, ReadFrameError};
 use crate::outbound::{OutboundQueue, QueueLimits};
@@ -80,6 +81,7 @@ fn bad_request(message: impl Into<String>) -> ErrorFrame {
 /// Serves one incoming connection to its end.
 pub(crate) async fn handle_incoming(
     incoming: quinn::Incoming,
+    mut admitted: Admitted,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -96,10 +98,14 @@ pub(crate) async fn handle_incoming(
         };
         // On the server, conversion to 0.5-RTT always succeeds: the Hello (possibly sent as
         // 0-RTT data) is answered without waiting for the handshake to complete.
+        // `admitted` lives until the connection ends, keeping it counted against its address;
+        // the handshake counts as in progress until it completes.
+        let handshake = admitted.take_handshake();
         let (conn, established) = match connecting.into_0rtt() {
             Ok((conn, established)) => (conn, established),
             Err(connecting) => match connecting.await {
                 Ok(conn) => {
+                    drop(handshake);
                     let established = std::future::ready(true);
                     return serve(conn, conn_id, shared, shutdown, established).await;
                 }
@@ -108,6 +114,11 @@ pub(crate) async fn handle_incoming(
                     return;
                 }
             },
+        };
+        let established = async move {
+            let accepted = established.await;
+            drop(handshake);
+            accepted
         };
         serve(conn, conn_id, shared, shutdown, established).await
     }
@@ -181,17 +192,16 @@ async fn serve_session(
             return Err("hello rejected".into());
         }
     };
-    let now = Instant::now();
     let mut conn_rooms = HashMap::new();
     let (session, resumed, resume_refused, rooms) = match &hello.resume {
         Some(request) => match resume(&shared, &user, request, &conn, conn_id, &mut conn_rooms) {
             Ok((session, rooms)) => (session, true, None, rooms),
             Err(refusal) => {
                 tracing::info!(%user, reason = %refusal, "resume refused; starting a fresh session");
-                (shared.sessions.create(&user, now, config), false, Some(refusal), Vec::new())
+                (shared.sessions.create(&user), false, Some(refusal), Vec::new())
             }
         },
-        None => (shared.sessions.create(&user, now, config), false, None, Vec::new()),
+        None => (shared.sessions.create(&user), false, None, Vec::new()),
     };
     let session_id = lock_session(&session).id.clone();
     let expires = unix_secs().saturating_add(config.resume_token_lifetime.as_secs());
@@ -472,7 +482,7 @@ impl Session {
     }
 
     fn take_send_token(&mut self, now: Instant) -> Result<(), ErrorFrame> {
-        if lock_session(&self.session).bucket.try_take(now) {
+        if self.shared.sessions.take_message_token(&self.user, now, &self.shared.config) {
             return Ok(());
         }
         Err(ErrorFrame::new(

@@ -30,8 +30,6 @@ pub struct SessionState {
     pub attached: usize,
     /// Since when no connection has been attached.
     pub detached_since: Option<Instant>,
-    /// The session's message rate limit; it survives reconnections.
-    pub bucket: TokenBucket,
     /// Set when the session ended; a handle obtained before that must not be resumed.
     pub ended: bool,
 }
@@ -50,6 +48,8 @@ pub fn lock_session(session: &SessionHandle) -> MutexGuard<'_, SessionState> {
 pub struct SessionRegistry {
     sessions: Mutex<HashMap<String, SessionHandle>>,
     next_key: AtomicU64,
+    /// Each user's message rate limit, over all its sessions and connections.
+    user_rates: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl SessionRegistry {
@@ -58,7 +58,7 @@ impl SessionRegistry {
     }
 
     /// A new session of `user` with one attached connection.
-    pub fn create(&self, user: &str, now: Instant, config: &ServerConfig) -> SessionHandle {
+    pub fn create(&self, user: &str) -> SessionHandle {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let mut map = self.map();
         let id = loop {
@@ -74,12 +74,20 @@ impl SessionRegistry {
             rooms: HashMap::new(),
             attached: 1,
             detached_since: None,
-            bucket: TokenBucket::new(config.message_rate, config.message_burst, now),
             ended: false,
         };
         let handle = Arc::new(Mutex::new(state));
         map.insert(id, handle.clone());
         handle
+    }
+
+    /// Takes one message token of `user`; false when the user sends too fast.
+    pub fn take_message_token(&self, user: &str, now: Instant, config: &ServerConfig) -> bool {
+        let mut rates = self.user_rates.lock().unwrap_or_else(|e| e.into_inner());
+        rates
+            .entry(user.to_string())
+            .or_insert_with(|| TokenBucket::new(config.message_rate, config.message_burst, now))
+            .try_take(now)
     }
 
     /// The session `id`, if it still exists.
@@ -113,6 +121,8 @@ impl SessionRegistry {
 
     /// Ends every session that has had no connection for `window` or longer.
     pub fn expire(&self, now: Instant, window: Duration, config: &ServerConfig) {
+        // A full bucket is the same as no bucket: forget it, so the map holds only active users.
+        self.user_rates.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, b| !b.is_full(now));
         let sessions: Vec<SessionHandle> = self.map().values().cloned().collect();
         for session in sessions {
             // Checked and ended under one lock, so that a resume cannot slip in between.

@@ -73,6 +73,8 @@ pub struct TestServer {
     pub cert: CertificateDer<'static>,
     /// The same certificate as a PEM file, for the CLI's `--ca`.
     pub cert_pem: PathBuf,
+    /// Replaces the server's certificate for new connections.
+    pub tls_reloader: chatroom_server::TlsReloader,
     stop: ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
 }
@@ -94,8 +96,9 @@ impl TestServer {
         let server = Server::bind(config, &identity).expect("bind test server");
         let addr = server.local_addr();
         let stop = server.shutdown_handle();
+        let tls_reloader = server.tls_reloader();
         let task = tokio::spawn(server.run());
-        Self { addr, cert, cert_pem, stop, task }
+        Self { addr, cert, cert_pem, tls_reloader, stop, task }
     }
 
     /// A client builder for this server, acting as `user`.

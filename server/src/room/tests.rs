@@ -343,3 +343,22 @@ fn ending_the_last_session_ends_the_membership() {
     assert_eq!(room.member_count(), 1);
     assert_eq!(a.frames(), [RoomFrame::MemberLeft { user: "bob".into() }]);
 }
+
+#[test]
+fn a_busy_room_refuses_low_priority_first() {
+    let (mut room, mut config, now) = setup();
+    config.room_message_rate = 1.0;
+    config.room_message_burst = 10.0;
+    let a = Conn::new(1);
+    room.join("owner", a.sub(), now, &config).unwrap();
+    let mut send = |priority| room.send("owner", "x".into(), None, priority, now, 0, &config);
+    // Low may use only the top half of the bucket, normal down to a tenth, high all of it.
+    let low = (0..10).filter(|_| send(Priority::Low).is_ok()).count();
+    assert_eq!(low, 5);
+    assert_eq!(code(send(Priority::Low)), ErrorCode::RateLimited);
+    let normal = (0..10).filter(|_| send(Priority::Normal).is_ok()).count();
+    assert_eq!(normal, 4);
+    let high = (0..10).filter(|_| send(Priority::High).is_ok()).count();
+    assert_eq!(high, 1);
+    assert_eq!(code(send(Priority::High)), ErrorCode::RateLimited);
+}
