@@ -44,6 +44,10 @@ struct Args {
     /// QUIC keep-alive interval, e.g. 10s [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     keep_alive: Option<Duration>,
+    /// How long a session whose connection was lost can be resumed, e.g. 2m; 0 disables
+    /// resumption [default: 2m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    resume_window: Option<Duration>,
     /// How long a kicked user stays banned from the room [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     ban_duration: Option<Duration>,
@@ -61,7 +65,16 @@ impl Args {
         macro_rules! apply {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { config.$field = v; } )* };
         }
-        apply!(listen, region, data_dir, idle_timeout, keep_alive, ban_duration, max_message_len);
+        apply!(
+            listen,
+            region,
+            data_dir,
+            idle_timeout,
+            keep_alive,
+            resume_window,
+            ban_duration,
+            max_message_len
+        );
         if let (Some(cert), Some(key)) = (self.cert, self.key) {
             config.cert = Some(cert);
             config.key = Some(key);
