@@ -1,7 +1,9 @@
-//! The byte-level rules `PROTOCOL.md` states, checked one by one: integer, string, option, map,
-//! sequence and result encodings, every variant index of its tables, the framing limits, and the
-//! worked examples byte for byte (the examples must also appear verbatim in `PROTOCOL.md`), so
-//! the document and the code cannot drift apart silently.
+//! The byte-level rules `PROTOCOL.md` states, checked one by one: integer, bool, string, option,
+//! map, sequence and result encodings, every variant index of its tables, the framing limits,
+//! and the worked examples byte for byte. The document is checked against the code too: every
+//! variant, error code and close code has its table row, every field table lists the struct's
+//! fields in wire order, and the examples appear verbatim, so the document and the code cannot
+//! drift apart silently.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -9,11 +11,15 @@ use std::fmt::Debug;
 use bytes::BytesMut;
 
 use chatroom_protocol::{
-    ALPN, Attributes, ClientFrame, DecodeError, ErrorCode, ErrorFrame, Frame, FrameDecoder,
-    HEADER_LEN, Hello, JoinedRoom, LeaveReason, MAX_FRAME_LEN, MemberInfo, MemberPage, Priority,
-    PrivateMessage, Request, RequestBody, Response, ResponseBody, Role, RoomFrame, RoomMessage,
-    ServerFrame, SessionLimits, Welcome, decode_body, encode,
+    ALPN, Attributes, ClientFrame, CloseCode, DecodeError, ErrorCode, ErrorFrame, Frame,
+    FrameDecoder, HEADER_LEN, Hello, JoinedRoom, LeaveReason, MAX_FRAME_LEN, MemberInfo,
+    MemberPage, Priority, PrivateMessage, Request, RequestBody, Response, ResponseBody,
+    ResumeRequest, Role, RoomFrame, RoomMessage, RoomPosition, ServerFrame, SessionLimits, Welcome,
+    decode_body, encode,
 };
+
+/// The document whose tables and examples the code must match.
+const PROTOCOL_MD: &str = include_str!("../PROTOCOL.md");
 
 fn header(len: usize) -> [u8; HEADER_LEN] {
     u32::try_from(len).expect("test bodies are small").to_be_bytes()
@@ -61,10 +67,11 @@ fn integers_are_varints() {
             user: String::new(),
             token: None,
             agent: String::new(),
+            resume: None,
         })
     };
-    assert_eq!(body(&hello(u32::MAX)), [0, 252, 0xff, 0xff, 0xff, 0xff, 0, 0, 0]);
-    assert_eq!(body(&hello(300)), [0, 251, 0x2c, 0x01, 0, 0, 0]);
+    assert_eq!(body(&hello(u32::MAX)), [0, 252, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    assert_eq!(body(&hello(300)), [0, 251, 0x2c, 0x01, 0, 0, 0, 0]);
     let rejected =
         |n| ServerFrame::Rejected(ErrorFrame::new(ErrorCode::from_u16(n), String::new()));
     assert_eq!(body(&rejected(250)), [1, 250, 0]);
@@ -120,6 +127,69 @@ fn options_are_a_tag_byte_then_the_value() {
     ));
 }
 
+/// A `Welcome` whose every string is empty and every number 0: its body is one byte per field.
+fn bare_welcome() -> Welcome {
+    Welcome {
+        version: 0,
+        user: String::new(),
+        region: String::new(),
+        session_id: String::new(),
+        limits: SessionLimits {
+            max_frame_len: 0,
+            max_message_len: 0,
+            max_attribute_keys: 0,
+            max_attributes_len: 0,
+            max_rooms_per_connection: 0,
+            max_members_page: 0,
+        },
+        resume_token: String::new(),
+        resume_window_ms: 0,
+        resumed: false,
+        resume_refused: None,
+        rooms: vec![],
+    }
+}
+
+/// The body of a bare welcome: variant 0, then version, user, region, session id, the six
+/// limits, resume token and resume window; the three resume fields follow.
+const BARE_WELCOME_HEAD: [u8; 13] = [0; 13];
+
+#[test]
+fn options_of_structs_are_a_tag_byte_then_the_fields() {
+    // Welcome::resume_refused: Option<ErrorFrame>, then rooms: an empty list.
+    let refused = ErrorFrame::new(ErrorCode::SessionExpired, "x");
+    let welcome = ServerFrame::Welcome(Welcome { resume_refused: Some(refused), ..bare_welcome() });
+    let mut expected = BARE_WELCOME_HEAD.to_vec();
+    expected.extend_from_slice(&[0, 1, 17, 1, b'x', 0]);
+    assert_eq!(body(&welcome), expected);
+    // Hello::resume: Option<ResumeRequest>, the last field of a Hello.
+    let resume = ResumeRequest { token: "t".into(), rooms: vec![] };
+    let hello = ClientFrame::Hello(Hello {
+        version: 1,
+        user: String::new(),
+        token: None,
+        agent: String::new(),
+        resume: Some(resume),
+    });
+    assert_eq!(body(&hello), [0, 1, 0, 0, 0, 1, 1, b't', 0]);
+}
+
+#[test]
+fn bools_are_one_byte_0_or_1() {
+    // Welcome::resumed, followed by resume_refused (none) and rooms (empty).
+    for (resumed, byte) in [(false, 0), (true, 1)] {
+        let welcome = ServerFrame::Welcome(Welcome { resumed, ..bare_welcome() });
+        let mut expected = BARE_WELCOME_HEAD.to_vec();
+        expected.extend_from_slice(&[byte, 0, 0]);
+        assert_eq!(body(&welcome), expected);
+    }
+    for invalid in [2u8, 0xff] {
+        let mut bytes = BARE_WELCOME_HEAD.to_vec();
+        bytes.extend_from_slice(&[invalid, 0, 0]);
+        assert!(matches!(decode_body::<ServerFrame>(&bytes), Err(DecodeError::Malformed(_))));
+    }
+}
+
 #[test]
 fn maps_are_a_count_then_pairs_in_key_order() {
     // Keys are sorted by their UTF-8 bytes, whatever order they were inserted in.
@@ -158,6 +228,19 @@ fn sequences_are_a_count_then_items() {
         },
     });
     assert_eq!(body(&frame), [1, 0, 9, 1, b'r', 0, 3, 1, b'x', 0, 2, b'y', b'z']);
+    // A list of structs: each item's fields in order, nothing in between.
+    let rooms = vec![
+        RoomPosition { room: "a".into(), last_seq: 7 },
+        RoomPosition { room: "bc".into(), last_seq: 300 },
+    ];
+    let hello = ClientFrame::Hello(Hello {
+        version: 1,
+        user: String::new(),
+        token: None,
+        agent: String::new(),
+        resume: Some(ResumeRequest { token: String::new(), rooms }),
+    });
+    assert_eq!(body(&hello), [0, 1, 0, 0, 0, 1, 0, 2, 1, b'a', 7, 2, b'b', b'c', 251, 0x2c, 0x01]);
 }
 
 #[test]
@@ -172,7 +255,7 @@ fn results_are_ok_0_and_err_1() {
 fn unknown_variants_are_malformed() {
     assert!(matches!(decode_body::<ClientFrame>(&[2]), Err(DecodeError::Malformed(_))));
     assert!(matches!(decode_body::<ServerFrame>(&[4]), Err(DecodeError::Malformed(_))));
-    assert!(matches!(decode_body::<RoomFrame>(&[12]), Err(DecodeError::Malformed(_))));
+    assert!(matches!(decode_body::<RoomFrame>(&[13]), Err(DecodeError::Malformed(_))));
     // Request with body variant 13, response body variant 7, Role 3, Priority 3, LeaveReason 3.
     assert!(matches!(decode_body::<ClientFrame>(&[1, 0, 13]), Err(DecodeError::Malformed(_))));
     assert!(matches!(decode_body::<ServerFrame>(&[2, 0, 0, 7]), Err(DecodeError::Malformed(_))));
@@ -205,6 +288,20 @@ fn decoder_max_is_clamped_and_inclusive() {
 // Variant indices (the tables of PROTOCOL.md)
 // ---------------------------------------------------------------------------------------------
 
+/// The variant name of an enum value, from its `Debug` form (`Gap { .. }` → `Gap`).
+fn variant_name(value: &impl Debug) -> String {
+    format!("{value:?}").chars().take_while(char::is_ascii_alphanumeric).collect()
+}
+
+/// Checks that one of PROTOCOL.md's index tables has the row `| index | `name` | ...`.
+fn documented(index: usize, name: &str) {
+    let row = format!("| {index} | `{name}` |");
+    assert!(
+        PROTOCOL_MD.lines().any(|line| line.starts_with(&row)),
+        "PROTOCOL.md has no table row starting with {row}"
+    );
+}
+
 #[test]
 fn every_variant_has_its_documented_index() {
     let s = String::new;
@@ -215,12 +312,15 @@ fn every_variant_has_its_documented_index() {
         |body: ResponseBody| server(ServerFrame::Response(Response { id: 0, result: Ok(body) }));
     let room = |frame: RoomFrame| body(&frame)[0];
 
-    let hello = Hello { version: 0, user: s(), token: None, agent: s() };
-    assert_eq!(client(ClientFrame::Hello(hello))[0], 0);
-    assert_eq!(
-        client(ClientFrame::Request(Request { id: 0, body: RequestBody::Join { room: s() } }))[0],
-        1
-    );
+    let hello = Hello { version: 0, user: s(), token: None, agent: s(), resume: None };
+    let clients = [
+        ClientFrame::Hello(hello),
+        ClientFrame::Request(Request { id: 0, body: RequestBody::Join { room: s() } }),
+    ];
+    for (index, frame) in clients.into_iter().enumerate() {
+        assert_eq!(usize::from(client(frame.clone())[0]), index, "{frame:?}");
+        documented(index, &variant_name(&frame));
+    }
 
     let requests = [
         RequestBody::CreateRoom { room: None },
@@ -239,24 +339,19 @@ fn every_variant_has_its_documented_index() {
     ];
     for (index, body) in requests.into_iter().enumerate() {
         assert_eq!(usize::from(request(body.clone())), index, "{body:?}");
+        documented(index, &variant_name(&body));
     }
 
-    let limits = SessionLimits {
-        max_frame_len: 0,
-        max_message_len: 0,
-        max_attribute_keys: 0,
-        max_attributes_len: 0,
-        max_rooms_per_connection: 0,
-        max_members_page: 0,
-    };
-    let welcome = Welcome { version: 0, user: s(), region: s(), session_id: s(), limits };
-    assert_eq!(server(ServerFrame::Welcome(welcome))[0], 0);
-    assert_eq!(server(ServerFrame::Rejected(ErrorFrame::new(ErrorCode::BadRequest, "")))[0], 1);
-    assert_eq!(
-        server(ServerFrame::Response(Response { id: 0, result: Ok(ResponseBody::Done) }))[0],
-        2
-    );
-    assert_eq!(server(ServerFrame::GoingAway { reason: s() })[0], 3);
+    let servers = [
+        ServerFrame::Welcome(bare_welcome()),
+        ServerFrame::Rejected(ErrorFrame::new(ErrorCode::BadRequest, "")),
+        ServerFrame::Response(Response { id: 0, result: Ok(ResponseBody::Done) }),
+        ServerFrame::GoingAway { reason: s() },
+    ];
+    for (index, frame) in servers.into_iter().enumerate() {
+        assert_eq!(usize::from(server(frame.clone())[0]), index, "{frame:?}");
+        documented(index, &variant_name(&frame));
+    }
 
     let responses = [
         ResponseBody::Done,
@@ -276,6 +371,7 @@ fn every_variant_has_its_documented_index() {
     for (index, body) in responses.into_iter().enumerate() {
         // Response (2), id 0, Ok (0), then the body's index.
         assert_eq!(ok(body.clone())[..4], [2, 0, 0, index as u8], "{body:?}");
+        documented(index, &variant_name(&body));
     }
 
     for &code in ErrorCode::ALL {
@@ -309,9 +405,11 @@ fn every_variant_has_its_documented_index() {
         RoomFrame::AttributesChanged { user: s(), attributes: Attributes::new() },
         RoomFrame::MemberCount { count: 0 },
         RoomFrame::Left { reason: LeaveReason::Requested },
+        RoomFrame::Gap { from: 0, to: 0 },
     ];
     for (index, frame) in rooms.into_iter().enumerate() {
         assert_eq!(usize::from(room(frame.clone())), index, "{frame:?}");
+        documented(index, &variant_name(&frame));
     }
 
     // Unit enums: RoomFrame::MemberJoined { user: "", role } ends with the role's index.
@@ -331,12 +429,90 @@ fn every_variant_has_its_documented_index() {
     }
 }
 
+/// The field names of a struct value, in declaration (= wire) order, from its `Debug` form.
+fn field_names(value: &impl Debug) -> Vec<String> {
+    format!("{value:#?}")
+        .lines()
+        .filter_map(|line| {
+            let field = line.strip_prefix("    ").filter(|rest| !rest.starts_with(' '))?;
+            field.split_once(':').map(|(name, _)| name.to_owned())
+        })
+        .collect()
+}
+
+/// Checks that the field table under `#### heading` in PROTOCOL.md lists exactly the fields of
+/// `value`, in wire order.
+fn documented_fields(heading: &str, value: &impl Debug) {
+    let heading = format!("#### {heading}");
+    assert!(PROTOCOL_MD.lines().any(|line| line == heading), "PROTOCOL.md has no {heading}");
+    let rows: Vec<String> = PROTOCOL_MD
+        .lines()
+        .skip_while(|line| *line != heading)
+        .skip(1)
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|row| row.strip_prefix("| `")?.split_once('`').map(|(name, _)| name.to_owned()))
+        .collect();
+    assert_eq!(rows, field_names(value), "the field table under {heading}");
+}
+
+#[test]
+fn field_tables_match_the_structs() {
+    let s = String::new;
+    let position = RoomPosition { room: s(), last_seq: 0 };
+    let resume = ResumeRequest { token: s(), rooms: vec![position.clone()] };
+    let hello = Hello { version: 0, user: s(), token: None, agent: s(), resume: None };
+    let welcome = bare_welcome();
+    let joined =
+        JoinedRoom { room: s(), role: Role::Member, members: 0, next_seq: 0, stream_id: 0 };
+    let info = MemberInfo { user: s(), role: Role::Member, attributes: Attributes::new() };
+    let page = MemberPage { room: s(), count: 0, members: vec![], next: None };
+    let message = RoomMessage {
+        seq: 0,
+        from: s(),
+        timestamp_ms: 0,
+        kind: None,
+        priority: Priority::Normal,
+        text: s(),
+    };
+    let private = PrivateMessage { from: s(), timestamp_ms: 0, kind: None, text: s() };
+    documented_fields("Hello", &hello);
+    documented_fields("ResumeRequest", &resume);
+    documented_fields("RoomPosition", &position);
+    documented_fields("Request", &Request { id: 0, body: RequestBody::Join { room: s() } });
+    documented_fields("Welcome", &welcome);
+    documented_fields("SessionLimits", &welcome.limits);
+    documented_fields("Response", &Response { id: 0, result: Ok(ResponseBody::Done) });
+    documented_fields("JoinedRoom", &joined);
+    documented_fields("MemberPage", &page);
+    documented_fields("MemberInfo", &info);
+    documented_fields("ErrorFrame", &ErrorFrame::new(ErrorCode::BadRequest, ""));
+    documented_fields("RoomMessage", &message);
+    documented_fields("PrivateMessage", &private);
+}
+
+#[test]
+fn error_and_close_code_tables_match_the_code() {
+    // Every known error code has its row, with its number and its name, and nothing more.
+    for &code in ErrorCode::ALL {
+        documented(usize::from(code.to_u16()), code.as_str());
+    }
+    let next = ErrorCode::ALL.len() + 1;
+    assert_eq!(ErrorCode::from_u16(next as u16), ErrorCode::Unknown(next as u16));
+    assert_eq!(ErrorCode::SessionExpired.to_u16(), 17);
+    assert_eq!(ErrorCode::SessionExpired.as_str(), "session_expired");
+    // Close codes 0..=8, likewise.
+    for n in 0..=8 {
+        let code = CloseCode::from_u32(n);
+        assert_ne!(code, CloseCode::Unknown(n));
+        documented(n as usize, code.as_str());
+    }
+    assert_eq!(CloseCode::from_u32(9), CloseCode::Unknown(9));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The worked examples of PROTOCOL.md, byte for byte
 // ---------------------------------------------------------------------------------------------
-
-/// The document whose examples the pinned bytes must match.
-const PROTOCOL_MD: &str = include_str!("../PROTOCOL.md");
 
 /// Lowercase hex, one space between bytes: the notation of PROTOCOL.md.
 fn hex(bytes: &[u8]) -> String {
@@ -362,17 +538,34 @@ fn alpn_bytes_match_protocol_md() {
     assert!(PROTOCOL_MD.contains("`63 68 61 74 72 6f 6f 6d 2f 31`"));
 }
 
-#[test]
-fn pinned_examples_match_protocol_md() {
-    let hello = ClientFrame::Hello(Hello {
+/// The limits of the example welcomes.
+fn example_limits() -> SessionLimits {
+    SessionLimits {
+        max_frame_len: 1_048_576,
+        max_message_len: 8192,
+        max_attribute_keys: 32,
+        max_attributes_len: 1024,
+        max_rooms_per_connection: 64,
+        max_members_page: 500,
+    }
+}
+
+/// The hello of the examples, without and with a resume request.
+fn example_hello(resume: Option<ResumeRequest>) -> ClientFrame {
+    ClientFrame::Hello(Hello {
         version: 1,
         user: "alice".into(),
         token: Some("s3cr3t".into()),
         agent: "cli/0.1".into(),
-    });
+        resume,
+    })
+}
+
+#[test]
+fn pinned_examples_match_protocol_md() {
     pin(
-        hello,
-        "00 00 00 18 00 01 05 61 6c 69 63 65 01 06 73 33 63 72 33 74 07 63 6c 69 2f 30 2e 31",
+        example_hello(None),
+        "00 00 00 19 00 01 05 61 6c 69 63 65 01 06 73 33 63 72 33 74 07 63 6c 69 2f 30 2e 31 00",
     );
 
     let welcome = ServerFrame::Welcome(Welcome {
@@ -380,19 +573,18 @@ fn pinned_examples_match_protocol_md() {
         user: "alice".into(),
         region: "eu".into(),
         session_id: "s1".into(),
-        limits: SessionLimits {
-            max_frame_len: 1_048_576,
-            max_message_len: 8192,
-            max_attribute_keys: 32,
-            max_attributes_len: 1024,
-            max_rooms_per_connection: 64,
-            max_members_page: 500,
-        },
+        limits: example_limits(),
+        resume_token: "tok1".into(),
+        resume_window_ms: 120_000,
+        resumed: false,
+        resume_refused: None,
+        rooms: vec![],
     });
     pin(
         welcome,
-        "00 00 00 1e 00 01 05 61 6c 69 63 65 02 65 75 02 73 31 \
-         fc 00 00 10 00 fb 00 20 20 fb 00 04 40 fb f4 01",
+        "00 00 00 2b 00 01 05 61 6c 69 63 65 02 65 75 02 73 31 \
+         fc 00 00 10 00 fb 00 20 20 fb 00 04 40 fb f4 01 \
+         04 74 6f 6b 31 fc c0 d4 01 00 00 00 00",
     );
 
     let join =
@@ -436,6 +628,75 @@ fn pinned_examples_match_protocol_md() {
 
     let left = RoomFrame::Left { reason: LeaveReason::Kicked };
     pin(left, "00 00 00 02 0b 01");
+}
+
+/// The resumption examples: the connection of the examples above was lost after message 1000;
+/// the client reconnects and resumes.
+#[test]
+fn pinned_resume_examples_match_protocol_md() {
+    let resume = ResumeRequest {
+        token: "tok1".into(),
+        rooms: vec![RoomPosition { room: "lobby".into(), last_seq: 1000 }],
+    };
+    pin(
+        example_hello(Some(resume)),
+        "00 00 00 28 00 01 05 61 6c 69 63 65 01 06 73 33 63 72 33 74 07 63 6c 69 2f 30 2e 31 \
+         01 04 74 6f 6b 31 01 05 6c 6f 62 62 79 fb e8 03",
+    );
+
+    let resumed = ServerFrame::Welcome(Welcome {
+        version: 1,
+        user: "alice".into(),
+        region: "eu".into(),
+        session_id: "s1".into(),
+        limits: example_limits(),
+        resume_token: "tok2".into(),
+        resume_window_ms: 120_000,
+        resumed: true,
+        resume_refused: None,
+        rooms: vec![JoinedRoom {
+            room: "lobby".into(),
+            role: Role::Member,
+            members: 42,
+            next_seq: 1010,
+            stream_id: 9,
+        }],
+    });
+    pin(
+        resumed,
+        "00 00 00 37 00 01 05 61 6c 69 63 65 02 65 75 02 73 31 \
+         fc 00 00 10 00 fb 00 20 20 fb 00 04 40 fb f4 01 \
+         04 74 6f 6b 32 fc c0 d4 01 00 01 00 01 05 6c 6f 62 62 79 00 2a fb f2 03 09",
+    );
+
+    let open = RoomFrame::Open { room: "lobby".into(), stream_id: 9 };
+    pin(open, "00 00 00 08 00 05 6c 6f 62 62 79 09");
+
+    let gap = RoomFrame::Gap { from: 1001, to: 1004 };
+    pin(gap, "00 00 00 07 0c fb e9 03 fb ec 03");
+
+    let refused = ServerFrame::Welcome(Welcome {
+        version: 1,
+        user: "alice".into(),
+        region: "eu".into(),
+        session_id: "s2".into(),
+        limits: example_limits(),
+        resume_token: "tok3".into(),
+        resume_window_ms: 120_000,
+        resumed: false,
+        resume_refused: Some(ErrorFrame::new(
+            ErrorCode::SessionExpired,
+            "the session no longer exists",
+        )),
+        rooms: vec![],
+    });
+    pin(
+        refused,
+        "00 00 00 49 00 01 05 61 6c 69 63 65 02 65 75 02 73 32 \
+         fc 00 00 10 00 fb 00 20 20 fb 00 04 40 fb f4 01 \
+         04 74 6f 6b 33 fc c0 d4 01 00 00 01 11 1c 74 68 65 20 73 65 73 73 69 6f 6e 20 6e 6f 20 \
+         6c 6f 6e 67 65 72 20 65 78 69 73 74 73 00",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ use proptest::sample::{Index, select};
 use chatroom_protocol::{
     Attributes, ClientFrame, DecodeError, ErrorCode, ErrorFrame, Frame, FrameDecoder, HEADER_LEN,
     Hello, JoinedRoom, LeaveReason, MAX_FRAME_LEN, MemberInfo, MemberPage, Priority,
-    PrivateMessage, Request, RequestBody, Response, ResponseBody, Role, RoomFrame, RoomMessage,
-    ServerFrame, SessionLimits, Welcome, decode_body, encode, encode_into,
+    PrivateMessage, Request, RequestBody, Response, ResponseBody, ResumeRequest, Role, RoomFrame,
+    RoomMessage, RoomPosition, ServerFrame, SessionLimits, Welcome, decode_body, encode,
+    encode_into,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -102,13 +103,18 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
     (error_code(), text()).prop_map(|(code, message)| ErrorFrame { code, message })
 }
 
+fn room_position() -> impl Strategy<Value = RoomPosition> {
+    (text(), int64()).prop_map(|(room, last_seq)| RoomPosition { room, last_seq })
+}
+
+fn resume_request() -> impl Strategy<Value = ResumeRequest> {
+    (text(), vec(room_position(), 0..4)).prop_map(|(token, rooms)| ResumeRequest { token, rooms })
+}
+
 fn hello() -> impl Strategy<Value = Hello> {
-    (int32(), text(), option::of(text()), text()).prop_map(|(version, user, token, agent)| Hello {
-        version,
-        user,
-        token,
-        agent,
-    })
+    (int32(), text(), option::of(text()), text(), option::of(resume_request())).prop_map(
+        |(version, user, token, agent, resume)| Hello { version, user, token, agent, resume },
+    )
 }
 
 fn request_body() -> BoxedStrategy<RequestBody> {
@@ -172,15 +178,23 @@ fn member_info() -> impl Strategy<Value = MemberInfo> {
     })
 }
 
+fn joined_room() -> impl Strategy<Value = JoinedRoom> {
+    (text(), role(), int64(), int64(), int64()).prop_map(
+        |(room, role, members, next_seq, stream_id)| JoinedRoom {
+            room,
+            role,
+            members,
+            next_seq,
+            stream_id,
+        },
+    )
+}
+
 fn response_body() -> BoxedStrategy<ResponseBody> {
     prop_oneof![
         Just(ResponseBody::Done),
         text().prop_map(|room| ResponseBody::RoomCreated { room }),
-        (text(), role(), int64(), int64(), int64()).prop_map(
-            |(room, role, members, next_seq, stream_id)| {
-                ResponseBody::Joined(JoinedRoom { room, role, members, next_seq, stream_id })
-            }
-        ),
+        joined_room().prop_map(ResponseBody::Joined),
         (text(), int64()).prop_map(|(room, seq)| ResponseBody::Sent { room, seq }),
         (text(), text(), attributes()).prop_map(|(room, user, attributes)| {
             ResponseBody::Attributes { room, user, attributes }
@@ -195,15 +209,35 @@ fn response_body() -> BoxedStrategy<ResponseBody> {
     .boxed()
 }
 
-fn server_frame() -> BoxedStrategy<ServerFrame> {
-    let welcome = (int32(), text(), text(), text(), session_limits()).prop_map(
-        |(version, user, region, session_id, limits)| {
-            ServerFrame::Welcome(Welcome { version, user, region, session_id, limits })
+/// A welcome of every kind: fresh, resumed (with rooms), refused (with a reason), and
+/// combinations no server sends but every decoder must still round-trip.
+fn welcome() -> impl Strategy<Value = Welcome> {
+    let session = (int32(), text(), text(), text(), session_limits());
+    let resume =
+        (text(), int64(), any::<bool>(), option::of(error_frame()), vec(joined_room(), 0..4));
+    (session, resume).prop_map(
+        |(
+            (version, user, region, session_id, limits),
+            (resume_token, resume_window_ms, resumed, resume_refused, rooms),
+        )| Welcome {
+            version,
+            user,
+            region,
+            session_id,
+            limits,
+            resume_token,
+            resume_window_ms,
+            resumed,
+            resume_refused,
+            rooms,
         },
-    );
+    )
+}
+
+fn server_frame() -> BoxedStrategy<ServerFrame> {
     let result = prop_oneof![response_body().prop_map(Ok), error_frame().prop_map(Err)];
     prop_oneof![
-        welcome,
+        welcome().prop_map(ServerFrame::Welcome),
         error_frame().prop_map(ServerFrame::Rejected),
         (int64(), result).prop_map(|(id, result)| ServerFrame::Response(Response { id, result })),
         text().prop_map(|reason| ServerFrame::GoingAway { reason }),
@@ -242,6 +276,7 @@ fn room_frame() -> BoxedStrategy<RoomFrame> {
             .prop_map(|(user, attributes)| RoomFrame::AttributesChanged { user, attributes }),
         int64().prop_map(|count| RoomFrame::MemberCount { count }),
         leave_reason().prop_map(|reason| RoomFrame::Left { reason }),
+        (int64(), int64()).prop_map(|(from, to)| RoomFrame::Gap { from, to }),
     ]
     .boxed()
 }
