@@ -74,14 +74,14 @@ error_codes! {
     UnsupportedVersion = 12, "unsupported_version";
     /// The authentication service could not be reached; the server fails closed.
     AuthUnavailable = 13, "auth_unavailable";
-    /// This connection has already joined the room.
+    /// This session has already joined the room.
     AlreadyJoined = 14, "already_joined";
-    /// The connection is in as many rooms as it may be.
+    /// The session is in as many rooms as it may be.
     TooManyRooms = 15, "too_many_rooms";
     /// The server is shutting down.
     GoingAway = 16, "going_away";
-    /// The session to resume no longer exists (its resume window passed, or the server
-    /// restarted); the client starts a fresh one.
+    /// The session to resume no longer exists: its resume window passed, its token expired, or
+    /// the server restarted since. The client starts a fresh one.
     SessionExpired = 17, "session_expired";
 }
 

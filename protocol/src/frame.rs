@@ -65,7 +65,9 @@ pub struct ResumeRequest {
 pub struct RoomPosition {
     /// The room.
     pub room: String,
-    /// The last sequence number received (`JoinedRoom::next_seq - 1` if none yet).
+    /// The last sequence number received, or covered by a [`RoomFrame::Gap`]. Before anything
+    /// arrived on a fresh membership, `JoinedRoom::next_seq - 1`; after a resume, keep the
+    /// position reached before it (the resumed stream replays from there).
     pub last_seq: u64,
 }
 
@@ -249,7 +251,7 @@ pub struct SessionLimits {
     pub max_attribute_keys: u32,
     /// The most bytes (keys plus values) of a member's attributes in a room.
     pub max_attributes_len: u32,
-    /// The most rooms one connection may be in at once.
+    /// The most rooms one session may be in at once.
     pub max_rooms_per_connection: u32,
     /// The largest page of [`RequestBody::Members`].
     pub max_members_page: u32,
@@ -312,8 +314,9 @@ pub struct JoinedRoom {
     pub role: Role,
     /// How many members it has, the caller included.
     pub members: u64,
-    /// The sequence number the next message of the room will get: the first one this member
-    /// receives.
+    /// The sequence number the next message of the room will get. For a join, the first one
+    /// this member receives; for a room of a resumed session, the first live one after the
+    /// replay.
     pub next_seq: u64,
     /// The id of the room stream that carries this membership's content (see [`RoomFrame::Open`]).
     pub stream_id: u64,
@@ -365,10 +368,10 @@ impl Role {
     }
 }
 
-/// How important a message is. It travels with the message to every receiver; a server may use
-/// it to decide what to shed under load (`Low` first, `High` never). This server does not shed:
-/// a receiver that cannot keep up is disconnected with `slow_consumer` instead (see
-/// `PROTOCOL.md`).
+/// How important a message is. It travels with the message to every receiver, and decides what
+/// is shed under load: for a receiver that cannot keep up, `Low` messages go first, then
+/// `Normal` (each reported to it as a [`RoomFrame::Gap`]); `High` is never shed. A crowded room
+/// also refuses `Low` sends first. See `PROTOCOL.md`.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]

@@ -105,6 +105,11 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "de_duration")]
     pub resume_token_lifetime: Duration,
 
+    /// How many TLS sessions the server remembers for resumption with 0-RTT (one per recently
+    /// connected client). Default 100 000: about 20 MB at most, so that a reconnect storm after
+    /// an outage still resumes in 0-RTT; beyond it the oldest are forgotten and those clients
+    /// pay one more round trip.
+    pub tls_session_cache: usize,
     /// The most connections the server holds at once; more are refused. Default 100 000.
     pub max_connections: usize,
     /// The most connections from one IP address. Default 1000: mobile carriers put many users
@@ -163,6 +168,7 @@ impl Default for ServerConfig {
             replay_buffer_age: Duration::from_secs(180),
             resume_window: Duration::from_secs(120),
             resume_token_lifetime: Duration::from_secs(24 * 3600),
+            tls_session_cache: 100_000,
             max_connections: 100_000,
             max_connections_per_ip: 1000,
             retry_above_handshakes: 200,

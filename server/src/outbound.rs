@@ -45,6 +45,9 @@ enum Entry {
 pub struct OutboundQueue {
     state: Mutex<QueueState>,
     ready: Notify,
+    /// Signalled on overflow, so that a writer blocked on flow control still closes the
+    /// connection at once.
+    overflow: Notify,
     limits: QueueLimits,
 }
 
@@ -118,7 +121,12 @@ impl QueueState {
 impl OutboundQueue {
     /// An empty queue with these limits.
     pub fn new(limits: QueueLimits) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::default(), ready: Notify::new(), limits })
+        Arc::new(Self {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            overflow: Notify::new(),
+            limits,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -136,6 +144,7 @@ impl OutboundQueue {
             state.overflowed = true;
             drop(state);
             self.ready.notify_one();
+            self.overflow.notify_one();
             return false;
         }
         state.entries.push_back(entry);
@@ -182,10 +191,18 @@ impl OutboundQueue {
         self.ready.notify_one();
     }
 
-    /// Whether the queue was closed (the membership it served has ended) or overflowed.
+    /// Whether the queue was closed or overflowed: it takes no more frames.
     pub fn is_closed(&self) -> bool {
         let state = self.lock();
         state.closed || state.overflowed
+    }
+
+    /// Whether the room closed the queue: the membership it served has ended (left or kicked).
+    /// An overflowed queue is not ended: its connection is being closed, and the session keeps
+    /// the membership for its resume.
+    pub fn is_ended(&self) -> bool {
+        let state = self.lock();
+        state.closed && !state.overflowed
     }
 
     /// How many entries wait to be written.
@@ -230,6 +247,20 @@ impl OutboundQueue {
     /// Drains this queue into a new unidirectional stream of `conn` until the queue is closed,
     /// the connection ends or the queue overflows.
     pub(crate) async fn run_writer(self: Arc<Self>, conn: quinn::Connection) {
+        tokio::select! {
+            _ = self.drain_into(&conn) => {}
+            // Even while a write waits for flow control credit.
+            _ = self.overflow.notified() => {
+                tracing::warn!(
+                    remote = %conn.remote_address(),
+                    "outbound queue overflowed; closing slow connection"
+                );
+                conn.close(CloseCode::SlowConsumer.to_u32().into(), b"outbound queue overflowed");
+            }
+        }
+    }
+
+    async fn drain_into(&self, conn: &quinn::Connection) {
         let mut stream = match conn.open_uni().await {
             Ok(stream) => stream,
             Err(e) => {
@@ -253,17 +284,8 @@ impl OutboundQueue {
                     let _ = stream.finish();
                     return;
                 }
-                Next::Overflowed => {
-                    tracing::warn!(
-                        remote = %conn.remote_address(),
-                        "outbound queue overflowed; closing slow connection"
-                    );
-                    conn.close(
-                        CloseCode::SlowConsumer.to_u32().into(),
-                        b"outbound queue overflowed",
-                    );
-                    return;
-                }
+                // The select in `run_writer` closes the connection.
+                Next::Overflowed => std::future::pending().await,
             }
         }
     }

@@ -50,12 +50,13 @@ pub struct TlsReloader {
     endpoint: quinn::Endpoint,
     transport: Arc<quinn::TransportConfig>,
     shutdown: Arc<watch::Sender<bool>>,
+    session_cache: usize,
 }
 
 impl TlsReloader {
     /// Serves new connections with `identity` from now on.
     pub fn reload(&self, identity: &TlsIdentity) -> Result<(), TlsError> {
-        let config = quic_server_config(identity, self.transport.clone())?;
+        let config = quic_server_config(identity, self.transport.clone(), self.session_cache)?;
         // A shutting-down server accepts nothing; do not undo that.
         if !*self.shutdown.borrow() {
             self.endpoint.set_server_config(Some(config));
@@ -67,8 +68,9 @@ impl TlsReloader {
 fn quic_server_config(
     identity: &TlsIdentity,
     transport: Arc<quinn::TransportConfig>,
+    session_cache: usize,
 ) -> Result<quinn::ServerConfig, TlsError> {
-    let crypto = identity.server_crypto()?;
+    let crypto = identity.server_crypto(session_cache)?;
     let quic_crypto = QuicServerConfig::try_from(crypto)
         .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_crypto));
@@ -110,7 +112,8 @@ impl Server {
     pub fn bind(config: ServerConfig, identity: &TlsIdentity) -> Result<Self, ServerError> {
         config.validate()?;
         let transport = Arc::new(transport_config(&config));
-        let server_config = quic_server_config(identity, transport.clone())?;
+        let server_config =
+            quic_server_config(identity, transport.clone(), config.tls_session_cache)?;
         let addr = config.listen;
         let endpoint = quinn::Endpoint::server(server_config, addr)
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -167,6 +170,7 @@ impl Server {
             endpoint: self.endpoint.clone(),
             transport: self.transport.clone(),
             shutdown: self.shutdown.clone(),
+            session_cache: self.shared.config.tls_session_cache,
         }
     }
 

@@ -259,6 +259,10 @@ fn resume(
     let claims = shared.token_key.verify(&request.token, unix_secs()).map_err(|e| match e {
         TokenError::Invalid => ErrorFrame::new(ErrorCode::Unauthorized, "invalid resume token"),
         TokenError::Expired => ErrorFrame::new(ErrorCode::SessionExpired, "resume token expired"),
+        TokenError::OtherInstance => ErrorFrame::new(
+            ErrorCode::SessionExpired,
+            "the server restarted since the session began",
+        ),
     })?;
     if claims.user != user {
         // Never somebody else's session, whatever the token says.
@@ -402,6 +406,11 @@ impl Session {
                     ))) if close.error_code == CloseCode::Normal.to_u32().into() => {
                         return Ok(Ending::Goodbye);
                     }
+                    Err(ReadFrameError::Stream(quinn::ReadError::Reset(code))) => {
+                        close(&self.conn, CloseCode::ProtocolViolation, "session stream reset");
+                        tracing::info!(%code, "client reset its session stream; closing");
+                        return Ok(Ending::Terminated);
+                    }
                     Err(e @ ReadFrameError::Decode(_)) => {
                         protocol_error(&self.conn, e);
                         return Ok(Ending::Terminated);
@@ -469,7 +478,8 @@ impl Session {
     /// The room this connection is in, for requests that need membership.
     fn joined(&mut self, room: &str) -> Result<RoomHandle, ErrorFrame> {
         match self.rooms.get(room) {
-            Some((handle, queue)) if !queue.is_closed() => Ok(handle.clone()),
+            // An overflowed queue still counts: its connection is closing, the session stays.
+            Some((handle, queue)) if !queue.is_ended() => Ok(handle.clone()),
             stale => {
                 if stale.is_some() {
                     // Kicked: the room ended the membership; forget it here too.
@@ -579,7 +589,7 @@ impl Session {
         let config = &self.shared.config;
         let mut session = lock_session(&self.session);
         // Forget memberships that a kick ended while no connection was looking.
-        session.rooms.retain(|id, _| self.rooms.get(id).is_none_or(|(_, q)| !q.is_closed()));
+        session.rooms.retain(|id, _| self.rooms.get(id).is_none_or(|(_, q)| !q.is_ended()));
         if session.rooms.len() >= config.max_rooms_per_connection {
             return Err(ErrorFrame::new(
                 ErrorCode::TooManyRooms,

@@ -109,20 +109,27 @@ impl TlsIdentity {
     }
 
     /// A rustls server configuration for this identity with the chatroom ALPN, using the ring
-    /// provider and TLS 1.3 only (QUIC requires it).
-    pub fn server_crypto(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    /// provider and TLS 1.3 only (QUIC requires it), remembering up to `session_cache_size` TLS
+    /// sessions for resumption and 0-RTT.
+    pub fn server_crypto(
+        &self,
+        session_cache_size: usize,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
             .with_single_cert(self.cert_chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![chatroom_protocol::ALPN.to_vec()];
-        // Stateless session tickets (encrypted with a key that rotates every 6 h) let any number
-        // of clients resume TLS, not just the few hundred a server-side cache would remember.
-        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
-        // 0-RTT: a reconnecting client may send its Hello (with its resume request) in its
-        // first flight. QUIC requires this exact value to enable it. Only the Hello is acted on
-        // before the handshake completes; see `session.rs`.
+        // TLS session resumption with 0-RTT: a reconnecting client may send its Hello (with its
+        // resume request) in its first flight. rustls accepts early data only with stateful
+        // resumption (not with stateless tickets), because a server-side cache lets it use
+        // each ticket once: a replayed 0-RTT flight finds its ticket gone and is refused. The
+        // cache is large, so resumption works for many clients, not just the last few hundred.
+        config.session_storage = rustls::server::ServerSessionMemoryCache::new(session_cache_size);
+        config.send_tls13_tickets = 1;
+        // QUIC requires this exact value to enable 0-RTT. Only the Hello is acted on before the
+        // handshake completes; see `session.rs`.
         config.max_early_data_size = u32::MAX;
         config.send_half_rtt_data = true;
         Ok(Arc::new(config))
@@ -157,7 +164,7 @@ mod tests {
         assert_eq!(path, dir.join(DEV_CERT_FILE));
         let (second, _) = TlsIdentity::dev_identity(&dir).unwrap();
         assert_eq!(first.cert_chain, second.cert_chain);
-        first.server_crypto().unwrap();
+        first.server_crypto(16).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

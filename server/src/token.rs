@@ -3,12 +3,13 @@
 //! A token is the lowercase hex of
 //!
 //! ```text
-//! version (1 byte, = 1) | expires (u64 BE, Unix seconds) | session id length (1) | session id
-//!   | user id length (1) | user id | HMAC-SHA256 over everything before it (32 bytes)
+//! version (1 byte, = 1) | key id (8) | expires (u64 BE, Unix seconds) | session id length (1)
+//!   | session id | user id length (1) | user id | HMAC-SHA256 over everything before it (32)
 //! ```
 //!
-//! The key is random per server process, so a restarted server refuses old tokens and the
-//! client starts a fresh session (reporting what it missed as a gap). Possession of a token is
+//! The key is random per server process, so a restarted server refuses old tokens (recognised
+//! by their key id, and answered "session expired" rather than "invalid") and the client starts
+//! a fresh session, reporting what it missed as a gap. Possession of a token is
 //! not enough to take a session over: the server also requires the resuming connection to have
 //! authenticated as the token's user.
 
@@ -19,7 +20,11 @@ const VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
 
 /// The server's secret for resume tokens.
-pub struct TokenKey(hmac::Key);
+pub struct TokenKey {
+    key: hmac::Key,
+    /// Tells this key's tokens from those of another server instance.
+    id: [u8; 8],
+}
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +50,9 @@ pub enum TokenError {
     /// Issued by this server, but past its expiry.
     #[error("resume token expired")]
     Expired,
+    /// Issued with another key: by an earlier run of this server (or another server).
+    #[error("resume token from another server instance")]
+    OtherInstance,
 }
 
 impl TokenKey {
@@ -52,23 +60,28 @@ impl TokenKey {
     pub fn generate() -> Self {
         // SystemRandom only fails if the OS has no randomness, in which case TLS cannot work
         // either; there is nothing sensible to continue with.
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+        let random = SystemRandom::new();
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &random)
             .expect("the operating system provides randomness");
-        Self(key)
+        let id = ring::rand::generate::<[u8; 8]>(&random)
+            .expect("the operating system provides randomness")
+            .expose();
+        Self { key, id }
     }
 
     /// A token for `session` of `user`, valid until `expires` (Unix seconds). Ids longer than
     /// 255 bytes cannot occur (the protocol limits them to 128).
     pub fn issue(&self, session: &str, user: &str, expires: u64) -> String {
-        let mut bytes = Vec::with_capacity(1 + 8 + 2 + session.len() + user.len() + TAG_LEN);
+        let mut bytes = Vec::with_capacity(1 + 8 + 8 + 2 + session.len() + user.len() + TAG_LEN);
         bytes.push(VERSION);
+        bytes.extend_from_slice(&self.id);
         bytes.extend_from_slice(&expires.to_be_bytes());
         for id in [session, user] {
             let id = &id.as_bytes()[..id.len().min(255)];
             bytes.push(id.len() as u8);
             bytes.extend_from_slice(id);
         }
-        let tag = hmac::sign(&self.0, &bytes);
+        let tag = hmac::sign(&self.key, &bytes);
         bytes.extend_from_slice(tag.as_ref());
         hex(&bytes)
     }
@@ -78,7 +91,14 @@ impl TokenKey {
         let bytes = unhex(token).ok_or(TokenError::Invalid)?;
         let signed_len = bytes.len().checked_sub(TAG_LEN).ok_or(TokenError::Invalid)?;
         let (signed, tag) = bytes.split_at(signed_len);
-        hmac::verify(&self.0, signed, tag).map_err(|_| TokenError::Invalid)?;
+        // The key id is read before the signature is checked only to choose the answer: a
+        // token of another instance is as unusable as a forged one.
+        match signed.get(1..9) {
+            Some(id) if id == self.id => {}
+            Some(_) if signed.first() == Some(&VERSION) => return Err(TokenError::OtherInstance),
+            _ => return Err(TokenError::Invalid),
+        }
+        hmac::verify(&self.key, signed, tag).map_err(|_| TokenError::Invalid)?;
         // Signed by us, so the layout is ours; parse defensively all the same.
         let mut rest = signed;
         let mut take = |n: usize| {
@@ -90,6 +110,7 @@ impl TokenKey {
         if version != VERSION {
             return Err(TokenError::Invalid);
         }
+        take(8).ok_or(TokenError::Invalid)?;
         let expires = take(8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
         let expires = expires.ok_or(TokenError::Invalid)?;
         let mut id = || {
@@ -141,13 +162,17 @@ mod tests {
         let key = TokenKey::generate();
         let token = key.issue("s1", "alice", 1000);
         // Another server's key (e.g. before a restart).
-        assert_eq!(TokenKey::generate().verify(&token, 0), Err(TokenError::Invalid));
+        assert_eq!(TokenKey::generate().verify(&token, 0), Err(TokenError::OtherInstance));
         // Every single-character change is caught.
         for i in 0..token.len() {
             let mut altered = token.clone().into_bytes();
             altered[i] = if altered[i] == b'0' { b'1' } else { b'0' };
             let altered = String::from_utf8(altered).unwrap();
-            assert_eq!(key.verify(&altered, 0), Err(TokenError::Invalid), "position {i}");
+            let result = key.verify(&altered, 0);
+            assert!(
+                matches!(result, Err(TokenError::Invalid | TokenError::OtherInstance)),
+                "position {i}: {result:?}"
+            );
         }
         for junk in ["", "zz", "abc", &"00".repeat(40), &"f".repeat(5000)] {
             assert_eq!(key.verify(junk, 0), Err(TokenError::Invalid), "{junk}");
