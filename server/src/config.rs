@@ -87,6 +87,16 @@ pub struct ServerConfig {
     /// with frames that are never shed). A member that falls this far behind is disconnected
     /// with `slow_consumer` and resumes from the replay buffer. Default 8192 frames.
     pub outbound_queue_frames: usize,
+    /// In rooms with at least `fanout_batch_min_members` members, each member's stream is
+    /// written at most once per this interval, everything queued meanwhile together: packets
+    /// per member per second stay bounded however busy the room. Default 10 ms: invisible next
+    /// to human reading, yet a 100-message/s room sends each member ~10 times fewer packets.
+    /// Zero turns batching off.
+    #[serde(deserialize_with = "de_duration")]
+    pub fanout_batch_interval: Duration,
+    /// Rooms with at least this many members batch their fan-out (see
+    /// `fanout_batch_interval`). Default 100: below it, per-message writes cost little.
+    pub fanout_batch_min_members: usize,
     /// How many recent messages each room keeps for replay to resuming sessions. Default 4096:
     /// two minutes of a room at 30 messages a second.
     pub replay_buffer_messages: usize,
@@ -164,6 +174,8 @@ impl Default for ServerConfig {
             room_message_burst: 200.0,
             outbound_queue_bytes: 256 * 1024,
             outbound_queue_frames: 8192,
+            fanout_batch_interval: Duration::from_millis(10),
+            fanout_batch_min_members: 100,
             replay_buffer_messages: 4096,
             replay_buffer_age: Duration::from_secs(180),
             resume_window: Duration::from_secs(120),

@@ -15,7 +15,9 @@
 //!    client resumes its session and gets the rest from the room's replay buffer.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chatroom_protocol::{CloseCode, Priority, RoomFrame};
@@ -49,6 +51,9 @@ pub struct OutboundQueue {
     /// connection at once.
     overflow: Notify,
     limits: QueueLimits,
+    /// After each write, the writer waits this long (microseconds; 0 = not at all) so that the
+    /// frames of a busy large room leave in few, fuller packets.
+    pace_us: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +131,7 @@ impl OutboundQueue {
             ready: Notify::new(),
             overflow: Notify::new(),
             limits,
+            pace_us: AtomicU64::new(0),
         })
     }
 
@@ -189,6 +195,15 @@ impl OutboundQueue {
         state.closed = true;
         drop(state);
         self.ready.notify_one();
+    }
+
+    /// Sets the pause after each write (zero: none). With it, a member's stream is written at
+    /// most once per `pace`, and everything queued meanwhile leaves together: a bound on
+    /// packets per member per second in a busy room, at the cost of up to `pace` of latency
+    /// for the messages that wait. The first message after a quiet spell leaves at once.
+    pub fn set_pace(&self, pace: Duration) {
+        let micros = u64::try_from(pace.as_micros()).unwrap_or(u64::MAX);
+        self.pace_us.store(micros, Ordering::Relaxed);
     }
 
     /// Whether the queue was closed or overflowed: it takes no more frames.
@@ -277,6 +292,10 @@ impl OutboundQueue {
                         return;
                     }
                     batch.clear();
+                    let pace = self.pace_us.load(Ordering::Relaxed);
+                    if pace > 0 {
+                        tokio::time::sleep(Duration::from_micros(pace)).await;
+                    }
                 }
                 Next::Wait => self.ready.notified().await,
                 Next::Finish => {

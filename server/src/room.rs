@@ -86,6 +86,8 @@ pub struct Room {
     closed: bool,
     /// The room's inbound message rate (created on the first message).
     inbound: Option<TokenBucket>,
+    /// The pause after each write on the members' streams (see `fanout_batch_interval`).
+    pace: Duration,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
@@ -113,6 +115,7 @@ impl Room {
             announced_count: None,
             closed: false,
             inbound: None,
+            pace: Duration::ZERO,
         }
     }
 
@@ -147,6 +150,19 @@ impl Room {
         self.members.get(user).ok_or_else(|| {
             error(ErrorCode::NotAMember, format!("{user} is not in room {}", self.id))
         })
+    }
+
+    /// Batches the fan-out of a room that grew large, and stops batching when it shrinks.
+    fn update_pacing(&mut self, config: &ServerConfig) {
+        let large = self.members.len() >= config.fanout_batch_min_members;
+        let pace = if large { config.fanout_batch_interval } else { Duration::ZERO };
+        if pace == self.pace {
+            return;
+        }
+        self.pace = pace;
+        for sub in self.members.values().flat_map(|m| &m.subscribers) {
+            sub.queue.set_pace(pace);
+        }
     }
 
     fn presence_on(&self, config: &ServerConfig) -> bool {
@@ -201,6 +217,7 @@ impl Room {
         }
         sub.queue
             .push(encode(&RoomFrame::Open { room: self.id.clone(), stream_id: sub.stream_id })?);
+        sub.queue.set_pace(self.pace);
         let stream_id = sub.stream_id;
         let next_seq = self.next_seq;
         let role = match self.members.get_mut(user) {
@@ -226,6 +243,7 @@ impl Room {
             }
         };
         self.empty_since = None;
+        self.update_pacing(config);
         Ok(JoinedRoom {
             room: self.id.clone(),
             role,
@@ -254,6 +272,7 @@ impl Room {
         let from = from.clamp(entitled_from, self.next_seq);
         sub.queue
             .push(encode(&RoomFrame::Open { room: self.id.clone(), stream_id: sub.stream_id })?);
+        sub.queue.set_pace(self.pace);
         let oldest = self.history.front().map_or(self.next_seq, |r| r.seq);
         if from < oldest {
             sub.queue.push_gap(from, oldest.min(self.next_seq) - 1);
@@ -300,6 +319,7 @@ impl Room {
             return Ok(());
         }
         self.members.remove(user);
+        self.update_pacing(config);
         if self.members.is_empty() {
             self.empty_since = Some(now);
         } else if self.presence_on(config) {
@@ -593,6 +613,7 @@ impl Room {
         let until =
             now.checked_add(config.ban_duration).unwrap_or(now + Duration::from_secs(365 * 86400));
         self.bans.insert(target.to_string(), until);
+        self.update_pacing(config);
         if self.members.is_empty() {
             self.empty_since = Some(now);
         }

@@ -159,7 +159,13 @@ impl RoomReader {
 
 #[tokio::test]
 async fn a_stalled_room_does_not_delay_another() {
-    let config = ServerConfig { message_rate: 1e6, message_burst: 1e6, ..Default::default() };
+    let config = ServerConfig {
+        message_rate: 1e6,
+        message_burst: 1e6,
+        room_message_rate: 1e6,
+        room_message_burst: 1e6,
+        ..Default::default()
+    };
     let server = TestServer::start_with(config).await;
     let (alice, _events) = server.connect("alice").await;
     for room in ["stalled", "flowing"] {

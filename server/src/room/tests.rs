@@ -362,3 +362,16 @@ fn a_busy_room_refuses_low_priority_first() {
     assert_eq!(high, 1);
     assert_eq!(code(send(Priority::High)), ErrorCode::RateLimited);
 }
+
+#[test]
+fn large_rooms_batch_their_fan_out() {
+    let (mut room, mut config, now) = setup();
+    config.fanout_batch_min_members = 2;
+    let (a, b) = (Conn::new(1), Conn::new(2));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    assert_eq!(room.pace, Duration::ZERO);
+    room.join("bob", b.sub(), now, &config).unwrap();
+    assert_eq!(room.pace, config.fanout_batch_interval);
+    room.leave("bob", 2, now, &config).unwrap();
+    assert_eq!(room.pace, Duration::ZERO);
+}
