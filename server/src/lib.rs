@@ -36,6 +36,7 @@
 //! ```
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 mod framed;
 pub mod outbound;
