@@ -80,9 +80,15 @@ pub struct ServerConfig {
     pub room_message_burst: f64,
     /// Bytes that may wait in one member's outbound queue for one room before its room
     /// messages are shed (low priority first, then normal; never high), each shed message
-    /// reported to the member as a gap. Default 256 KiB: at 8 KiB per message, a 32-message
-    /// backlog, or a few seconds of a busy room on a 1 Mbit/s link.
+    /// reported to the member as a gap. Default 64 KiB: with `connection_send_window`, under
+    /// three seconds of backlog on a 750 kbit/s 3G link before shedding starts; a backlog that
+    /// takes longer to deliver is stale chat.
     pub outbound_queue_bytes: usize,
+    /// Bytes the server sends on one connection without acknowledgement (QUIC send window).
+    /// Default 128 KiB: enough for a busy room at 100 ms RTT (1.3 MB/s), and small, so that a
+    /// slow receiver's backlog stays in its outbound queue, where it can be shed, instead of in
+    /// the transport's buffers, where it can only wait.
+    pub connection_send_window: usize,
     /// Hard cap on frames waiting in one member's outbound queue for one room (reached only
     /// with frames that are never shed). A member that falls this far behind is disconnected
     /// with `slow_consumer` and resumes from the replay buffer. Default 8192 frames.
@@ -172,7 +178,8 @@ impl Default for ServerConfig {
             message_burst: 40.0,
             room_message_rate: 100.0,
             room_message_burst: 200.0,
-            outbound_queue_bytes: 256 * 1024,
+            outbound_queue_bytes: 64 * 1024,
+            connection_send_window: 128 * 1024,
             outbound_queue_frames: 8192,
             fanout_batch_interval: Duration::from_millis(10),
             fanout_batch_min_members: 100,

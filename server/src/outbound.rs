@@ -36,8 +36,10 @@ pub struct QueueLimits {
 enum Entry {
     /// A frame that is never shed.
     Control(Bytes),
-    /// A room message, which may be shed.
-    Message { seq: u64, priority: Priority, frame: Bytes },
+    /// A room message, which may be shed, unless it is part of a resumed session's replay:
+    /// the replay is what the member came back for, and is neither shed nor counted against
+    /// the soft limit (the hard limit still bounds it).
+    Message { seq: u64, priority: Priority, frame: Bytes, replay: bool },
     /// Messages `from..=to` were shed.
     Gap { from: u64, to: u64 },
 }
@@ -88,7 +90,9 @@ impl QueueState {
         let position = [Priority::Low, Priority::Normal].iter().find_map(|wanted| {
             self.entries
                 .iter()
-                .position(|e| matches!(e, Entry::Message { priority, .. } if priority == wanted))
+                .position(|e| {
+                    matches!(e, Entry::Message { priority, replay: false, .. } if priority == wanted)
+                })
         });
         let Some(index) = position else {
             return false;
@@ -171,7 +175,13 @@ impl OutboundQueue {
     /// Queues room message `seq`, which may later be shed according to its priority.
     pub fn push_message(&self, seq: u64, priority: Priority, frame: Bytes) -> bool {
         let len = frame.len();
-        self.push_entry(Entry::Message { seq, priority, frame }, len)
+        self.push_entry(Entry::Message { seq, priority, frame, replay: false }, len)
+    }
+
+    /// Queues room message `seq` of a resumed session's replay: never shed, not counted
+    /// against the soft limit.
+    pub fn push_replay(&self, seq: u64, priority: Priority, frame: Bytes) -> bool {
+        self.push_entry(Entry::Message { seq, priority, frame, replay: true }, 0)
     }
 
     /// Queues a gap report for messages `from..=to`.

@@ -278,7 +278,7 @@ impl Room {
             sub.queue.push_gap(from, oldest.min(self.next_seq) - 1);
         }
         for replay in self.history.iter().filter(|r| r.seq >= from) {
-            sub.queue.push_message(replay.seq, replay.priority, replay.frame.clone());
+            sub.queue.push_replay(replay.seq, replay.priority, replay.frame.clone());
         }
         let joined = JoinedRoom {
             room: self.id.clone(),

@@ -102,6 +102,7 @@ fn transport_config(config: &ServerConfig) -> quinn::TransportConfig {
         // unidirectional ones; refusing more bounds what a hostile client can make us track.
         .max_concurrent_bidi_streams(1u32.into())
         .max_concurrent_uni_streams(0u32.into())
+        .send_window(config.connection_send_window as u64)
         .datagram_receive_buffer_size(None);
     transport
 }

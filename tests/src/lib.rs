@@ -215,7 +215,13 @@ impl RawPeer {
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).expect("QUIC crypto");
         let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("client endpoint");
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+        let mut config = quinn::ClientConfig::new(Arc::new(quic));
+        // Like the client library: a room stream that is not read holds at most this much of
+        // the server's send window, so that other rooms keep flowing.
+        let mut transport = quinn::TransportConfig::default();
+        transport.stream_receive_window(quinn::VarInt::from_u32(32 * 1024));
+        config.transport_config(Arc::new(transport));
+        endpoint.set_default_client_config(config);
         let conn = within("raw connect", async {
             endpoint.connect(server.addr, "localhost").expect("connect").await.expect("handshake")
         })
