@@ -17,8 +17,16 @@
 //!   link while traffic flows.
 //! - [`units`]: the text forms of durations (`250ms`), probabilities (`2%`) and rates
 //!   (`750kbit`) used by the command line and scenario files.
+//! - [`scenario`]: scenario files (TOML): links, groups of chat clients, the server's
+//!   configuration and the expected results.
+//! - [`runner`]: runs a scenario with the real chat server and client library, each client
+//!   behind its proxy, and reports.
+//! - [`ledger`]: the run's accounting as plain state: what was sent, owed, delivered,
+//!   duplicated, reordered, reported missing or lost, latencies, recovery, migrations.
+//! - [`report`]: the report of a run (JSON or text) and the summary table of several.
 //!
-//! The `netsim` binary runs the proxy from the command line (`netsim proxy --help`).
+//! The `netsim` binary runs the proxy (`netsim proxy --help`) and scenarios
+//! (`netsim run --help`).
 //!
 //! What it does **not** do: understand what it carries (it knows nothing about QUIC or chat),
 //! shape by anything but packet count and bytes (no per-flow fairness, no ECN), model a NAT
@@ -53,6 +61,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ledger;
 pub mod model;
 pub mod proxy;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod units;

@@ -2,3 +2,4 @@
 
 pub mod flags;
 pub mod proxy;
+pub mod run;

@@ -242,8 +242,10 @@ mod tests {
         let base =
             ["netsim", "proxy", "--listen", "127.0.0.1:5000", "--upstream", "127.0.0.1:4433"];
         let cli = Cli::try_parse_from(base.iter().chain(args))?;
-        let Command::Proxy(args) = cli.command;
-        Ok(args)
+        match cli.command {
+            Command::Proxy(args) => Ok(*args),
+            Command::Run(_) => unreachable!("the arguments name the proxy subcommand"),
+        }
     }
 
     fn link(args: &[&str]) -> LinkConfig {
