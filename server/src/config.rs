@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::auth::{AuthConfig, AuthConfigError};
+
 /// Everything the server can be told. See each field for its TOML key (the field name), default
 /// and why.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +30,10 @@ pub struct ServerConfig {
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
     pub key: Option<PathBuf>,
+    /// Who may connect and join: the `[auth]` table (callback authentication to the app's
+    /// business server, signed tokens). Default: none configured, which is open mode (any user
+    /// id is accepted). See `server/AUTH.md`.
+    pub auth: AuthConfig,
 
     /// Whether joining a room that does not exist creates it (the joiner becomes its owner).
     /// Default false: a typo in a room id should be an error, not a new empty room.
@@ -162,6 +168,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./chatroom-data"),
             cert: None,
             key: None,
+            auth: AuthConfig::default(),
             auto_create_rooms: false,
             empty_room_ttl: Duration::from_secs(300),
             ban_duration: Duration::from_secs(60),
@@ -266,6 +273,10 @@ impl ServerConfig {
         if self.keep_alive >= self.idle_timeout {
             return invalid("keep_alive", "must be shorter than idle_timeout");
         }
+        self.auth.validate().map_err(|e| match e {
+            AuthConfigError::Invalid { key, reason } => ConfigError::Invalid { key, reason },
+            other => ConfigError::Invalid { key: "auth", reason: other.to_string() },
+        })?;
         for (key, d) in [
             ("maintenance_interval", self.maintenance_interval),
             ("member_count_interval", self.member_count_interval),

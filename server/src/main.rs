@@ -54,6 +54,21 @@ struct Args {
     /// Largest message text in bytes [default: 8192].
     #[arg(long, value_name = "BYTES")]
     max_message_len: Option<usize>,
+    /// Business server URL called to authorize every connect and join (see server/AUTH.md).
+    #[arg(long, value_name = "URL")]
+    auth_callback: Option<String>,
+    /// HMAC-SHA256 key signing the callback requests (at least 32 bytes).
+    #[arg(long, value_name = "SECRET", env = "CHATROOM_AUTH_SECRET", hide_env_values = true)]
+    auth_secret: Option<String>,
+    /// How long the business server may take to answer, e.g. 2s [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    auth_timeout: Option<Duration>,
+    /// How long allow answers are cached, e.g. 30s; 0 disables the cache [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    auth_cache_ttl: Option<Duration>,
+    /// HS256 key of signed tokens (JWT) checked without calling the business server.
+    #[arg(long, value_name = "SECRET", env = "CHATROOM_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
 }
 
 impl Args {
@@ -80,6 +95,22 @@ impl Args {
             config.key = Some(key);
         }
         config.auto_create_rooms |= self.auto_create_rooms;
+        let auth = &mut config.auth;
+        if let Some(url) = self.auth_callback {
+            auth.callback_url = Some(url);
+        }
+        if let Some(secret) = self.auth_secret {
+            auth.secret = Some(secret);
+        }
+        if let Some(timeout) = self.auth_timeout {
+            auth.timeout = timeout;
+        }
+        if let Some(ttl) = self.auth_cache_ttl {
+            auth.cache_ttl = ttl;
+        }
+        if let Some(secret) = self.jwt_secret {
+            auth.jwt_secret = Some(secret);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -96,9 +127,16 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Args::parse().into_config()?;
     let identity = load_identity(&config.cert, &config.key, &config.data_dir)?;
-    tracing::warn!("open mode: no authentication is configured; any user id is accepted");
     let tls_files = (config.cert.clone(), config.key.clone(), config.data_dir.clone());
     let server = Server::bind(config, &identity).context("cannot start the server")?;
+    if server.authenticator().is_open() {
+        tracing::warn!(
+            "OPEN MODE: no authentication is configured; any user id is accepted. Configure \
+             --auth-callback or --jwt-secret before exposing this server"
+        );
+    } else {
+        tracing::info!(auth = %server.authenticator(), "authentication configured");
+    }
     let stop = server.shutdown_handle();
     #[cfg(unix)]
     tokio::spawn(reload_tls_on_sighup(server.tls_reloader(), tls_files));

@@ -90,6 +90,22 @@ pub struct Room {
     pace: Duration,
 }
 
+/// What authentication granted a joining member.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// A role above the room's usual one (`Owner` or `Admin`).
+    pub role: Option<Role>,
+    /// Initial attributes.
+    pub attributes: Attributes,
+}
+
+fn attributes_fit(attributes: &Attributes, config: &ServerConfig) -> bool {
+    let len: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+    attributes.len() <= config.max_attribute_keys
+        && len <= config.max_attributes_len
+        && attributes.keys().all(|k| !k.is_empty())
+}
+
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
     ErrorFrame::new(code, message)
 }
@@ -204,6 +220,19 @@ impl Room {
         now: Instant,
         config: &ServerConfig,
     ) -> Result<JoinedRoom, ErrorFrame> {
+        self.join_with(user, sub, &Grant::default(), now, config)
+    }
+
+    /// [`Room::join`], with what the authentication granted: a role above the room's usual one,
+    /// and initial attributes (ignored, with a warning, when over the attribute limits).
+    pub fn join_with(
+        &mut self,
+        user: &str,
+        sub: Subscriber,
+        grant: &Grant,
+        now: Instant,
+        config: &ServerConfig,
+    ) -> Result<JoinedRoom, ErrorFrame> {
         self.check_open()?;
         if let Some(until) = self.banned_until(user, now) {
             let secs = (until - now).as_secs_f64().ceil() as u64;
@@ -220,17 +249,26 @@ impl Room {
         sub.queue.set_pace(self.pace);
         let stream_id = sub.stream_id;
         let next_seq = self.next_seq;
+        let granted = grant.role.unwrap_or(Role::Member);
         let role = match self.members.get_mut(user) {
             Some(member) => {
                 member.sessions.insert(sub.session, next_seq);
                 member.subscribers.push(sub);
+                member.role = member.role.max(granted);
                 member.role
             }
             None => {
-                let role = if user == self.creator { Role::Owner } else { Role::Member };
+                let usual = if user == self.creator { Role::Owner } else { Role::Member };
+                let role = usual.max(granted);
+                let attributes = if attributes_fit(&grant.attributes, config) {
+                    grant.attributes.clone()
+                } else {
+                    tracing::warn!(%user, room = %self.id, "granted attributes exceed the limits; ignored");
+                    Attributes::new()
+                };
                 let member = Member {
                     role,
-                    attributes: Attributes::new(),
+                    attributes,
                     sessions: HashMap::from([(sub.session, next_seq)]),
                     subscribers: vec![sub],
                 };

@@ -23,6 +23,9 @@ pub enum ServerError {
     /// The TLS identity is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The authentication settings are unusable.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
     /// The UDP socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -112,6 +115,7 @@ impl Server {
     /// runtime.
     pub fn bind(config: ServerConfig, identity: &TlsIdentity) -> Result<Self, ServerError> {
         config.validate()?;
+        let auth = crate::auth::Authenticator::new(&config.auth, &config.region)?;
         let transport = Arc::new(transport_config(&config));
         let server_config =
             quic_server_config(identity, transport.clone(), config.tls_session_cache)?;
@@ -122,7 +126,7 @@ impl Server {
         Ok(Self {
             endpoint,
             admission: Admission::new(&config),
-            shared: Arc::new(Shared::new(config)),
+            shared: Arc::new(Shared::new(config, auth)),
             shutdown: Arc::new(shutdown),
             transport,
         })
@@ -137,6 +141,11 @@ impl Server {
     /// A handle that stops the server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// How connections and joins are authorized.
+    pub fn authenticator(&self) -> &crate::auth::Authenticator {
+        &self.shared.auth
     }
 
     /// The configuration in force.

@@ -23,11 +23,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::admission::Admitted;
+use crate::auth::{Authenticator, ConnectRequest, JoinRequest};
 use crate::config::ServerConfig;
 use crate::framed::{FrameReader, ReadFrameError};
 use crate::outbound::{OutboundQueue, QueueLimits};
 use crate::registry::{RoomHandle, RoomRegistry, lock};
-use crate::room::{ConnId, Subscriber};
+use crate::room::{ConnId, Grant, Subscriber};
 use crate::sessions::{SessionHandle, SessionRegistry, lock_session};
 use crate::token::{TokenError, TokenKey};
 
@@ -35,6 +36,7 @@ use crate::token::{TokenError, TokenKey};
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
+    pub(crate) auth: Authenticator,
     pub(crate) registry: RoomRegistry,
     pub(crate) sessions: SessionRegistry,
     token_key: TokenKey,
@@ -43,9 +45,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: ServerConfig) -> Self {
+    pub(crate) fn new(config: ServerConfig, auth: Authenticator) -> Self {
         Self {
             config,
+            auth,
             registry: RoomRegistry::new(),
             sessions: SessionRegistry::default(),
             token_key: TokenKey::generate(),
@@ -192,6 +195,13 @@ async fn serve_session(
             return Err("hello rejected".into());
         }
     };
+    let request =
+        ConnectRequest { user: &user, token: hello.token.as_deref(), addr: conn.remote_address() };
+    if let Err(denied) = shared.auth.connect(request).await {
+        tracing::info!(%user, code = %denied.code, reason = %denied.reason, "connection refused by authentication");
+        reject(&conn, &mut send, denied.to_error_frame(), denied.close_code()).await;
+        return Err("not authenticated".into());
+    }
     let mut conn_rooms = HashMap::new();
     let (session, resumed, resume_refused, rooms) = match &hello.resume {
         Some(request) => match resume(&shared, &user, request, &conn, conn_id, &mut conn_rooms) {
@@ -223,6 +233,7 @@ async fn serve_session(
         conn: conn.clone(),
         conn_id,
         user,
+        token: hello.token.clone(),
         session,
         rooms: conn_rooms,
     };
@@ -372,6 +383,8 @@ struct Session {
     conn: quinn::Connection,
     conn_id: ConnId,
     user: String,
+    /// The Hello's credential, for authorizing joins.
+    token: Option<String>,
     session: SessionHandle,
     /// This connection's room streams, by room. A closed queue means the membership ended
     /// without a request from this connection (a kick).
@@ -389,7 +402,7 @@ impl Session {
             tokio::select! {
                 frame = reader.next::<ClientFrame>() => match frame {
                     Ok(Some(ClientFrame::Request(request))) => {
-                        let response = self.handle(request);
+                        let response = self.handle(request).await;
                         write_frame(send, &ServerFrame::Response(response)).await?;
                     }
                     Ok(Some(ClientFrame::Hello(_))) => {
@@ -467,8 +480,16 @@ impl Session {
         self.shared.sessions.end(&self.session, now, config);
     }
 
-    fn handle(&mut self, request: Request) -> Response {
-        let result = self.apply(request.body);
+    /// Answers one request. Only a join may wait (for the authentication's answer, bounded by
+    /// its timeout); meanwhile this connection's next requests wait too, others do not.
+    async fn handle(&mut self, request: Request) -> Response {
+        let result = match request.body {
+            RequestBody::Join { room } => match self.authorize_join(&room).await {
+                Ok(grant) => self.join(room, grant, Instant::now()),
+                Err(e) => Err(e),
+            },
+            body => self.apply(body),
+        };
         if let Err(e) = &result {
             tracing::debug!(id = request.id, code = %e.code, message = %e.message, "request failed");
         }
@@ -513,7 +534,10 @@ impl Session {
                 tracing::info!(%room, "room created");
                 Ok(ResponseBody::RoomCreated { room })
             }
-            RequestBody::Join { room } => self.join(room, now),
+            // Joins go through `handle`, which asks the authentication first.
+            RequestBody::Join { .. } => {
+                Err(ErrorFrame::new(ErrorCode::Internal, "join without authorization"))
+            }
             RequestBody::Leave { room } => {
                 let handle = self.joined(&room)?;
                 self.rooms.remove(&room);
@@ -578,7 +602,36 @@ impl Session {
         }
     }
 
-    fn join(&mut self, room: String, now: Instant) -> Result<ResponseBody, ErrorFrame> {
+    /// Asks the authentication whether this user may join `room`, after the cheap local checks.
+    async fn authorize_join(&mut self, room: &str) -> Result<Grant, ErrorFrame> {
+        validate_room_id(room).map_err(|e| bad_request(e.to_string()))?;
+        if self.joined(room).is_ok() {
+            return Err(ErrorFrame::new(
+                ErrorCode::AlreadyJoined,
+                format!("already in room {room}"),
+            ));
+        }
+        let request = JoinRequest {
+            user: &self.user,
+            token: self.token.as_deref(),
+            room,
+            addr: self.conn.remote_address(),
+        };
+        match self.shared.auth.join(request).await {
+            Ok(grant) => Ok(Grant { role: grant.role, attributes: grant.attributes }),
+            Err(denied) => {
+                tracing::info!(%room, code = %denied.code, reason = %denied.reason, "join refused by authentication");
+                Err(denied.to_error_frame())
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        room: String,
+        grant: Grant,
+        now: Instant,
+    ) -> Result<ResponseBody, ErrorFrame> {
         validate_room_id(&room).map_err(|e| bad_request(e.to_string()))?;
         if self.joined(&room).is_ok() {
             return Err(ErrorFrame::new(
@@ -606,7 +659,7 @@ impl Session {
             stream_id,
             queue: queue.clone(),
         };
-        let joined = lock(&handle).join(&self.user, sub, now, config)?;
+        let joined = lock(&handle).join_with(&self.user, sub, &grant, now, config)?;
         tokio::spawn(queue.clone().run_writer(self.conn.clone()).in_current_span());
         tracing::debug!(%room, role = joined.role.as_str(), "joined");
         session.rooms.insert(room.clone(), handle.clone());

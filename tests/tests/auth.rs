@@ -1,6 +1,7 @@
 //! Authentication: the [`Authenticator`] against a real HTTP business server on `127.0.0.1:0`
 //! (callback mode: allow, deny, grants, failures, fail-open, signatures, caching, bounded
-//! concurrency) and with signed tokens (JWT). The chat-level wiring is tested elsewhere.
+//! concurrency) and with signed tokens (JWT); then the same over QUIC: a chat server asking the
+//! business server, and what its clients see.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,12 +14,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use chatroom_client::{Client, ConnectError};
 use chatroom_protocol::{ErrorCode, Role};
+use chatroom_server::ServerConfig;
 use chatroom_server::auth::{
     AuthConfig, AuthDenied, AuthMethod, Authenticator, ConnectRequest, JoinGrant, JoinRequest,
     RECOMMENDED_MAX_AGE, SIGNATURE_HEADER, SignatureError, TIMESTAMP_HEADER, check_timestamp, sign,
     verify_signature,
 };
+use chatroom_tests::TestServer;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -194,6 +198,7 @@ fn table_answer(request: &Value) -> Value {
         }),
         ("bob", Some("support")) => json!({"allow": true, "role": "admin"}),
         ("carol", Some(_)) => json!({"allow": true, "role": "member", "reason": "welcome"}),
+        ("eve", Some("members-only")) => json!({"allow": false, "reason": "members only"}),
         // A role or attributes on connect are ignored by the server.
         (_, None) => json!({"allow": true, "role": "owner", "attributes": {"ignored": "yes"}}),
         _ => json!({"allow": true}),
@@ -621,4 +626,135 @@ async fn with_both_modes_jwts_are_checked_locally_and_other_tokens_go_to_the_cal
     assert_eq!(connect(&auth, "alice", Some("alice-token")).await.unwrap(), AuthMethod::Callback);
     assert_denied(connect(&auth, "alice", None).await, ErrorCode::Unauthorized, "bad token");
     assert_eq!(business.calls(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over QUIC: the chat server asks the business server
+// ---------------------------------------------------------------------------------------------
+
+async fn chat_server(auth: AuthConfig) -> TestServer {
+    TestServer::start_with(ServerConfig { auth, ..ServerConfig::default() }).await
+}
+
+fn callback_config(business: &Business, timeout: Duration) -> AuthConfig {
+    AuthConfig {
+        callback_url: Some(business.url.clone()),
+        secret: Some(SECRET.into()),
+        timeout,
+        cache_ttl: Duration::ZERO,
+        ..AuthConfig::default()
+    }
+}
+
+async fn chat_connect(
+    server: &TestServer,
+    user: &str,
+    token: &str,
+) -> Result<Client, ConnectError> {
+    server.client(user).token(token).connect().await.map(|(client, _events)| client)
+}
+
+#[tokio::test]
+async fn chat_connects_and_joins_as_the_business_server_decides() {
+    let business = Business::start(Behavior::Table).await;
+    let server = chat_server(callback_config(&business, Duration::from_secs(10))).await;
+
+    // Connect: allowed with the right token; denied with the business server's reason.
+    let carol = chat_connect(&server, "carol", "carol-token").await.unwrap();
+    let denied = chat_connect(&server, "mallory", "mallory-token").await.unwrap_err();
+    assert_eq!(denied.code(), Some(ErrorCode::Unauthorized), "{denied}");
+    assert!(denied.to_string().contains("mallory is banned"), "{denied}");
+    let denied = chat_connect(&server, "bob", "stolen").await.unwrap_err();
+    assert_eq!(denied.code(), Some(ErrorCode::Unauthorized), "{denied}");
+
+    // Join: the business server grants roles and attributes in rooms the user did not create.
+    carol.create_room(Some("support")).await.unwrap();
+    carol.create_room(Some("members-only")).await.unwrap();
+    assert_eq!(carol.join("support").await.unwrap().role, Role::Owner, "the creator owns it");
+    let bob = chat_connect(&server, "bob", "bob-token").await.unwrap();
+    assert_eq!(bob.join("support").await.unwrap().role, Role::Admin);
+    let alice = chat_connect(&server, "alice", "alice-token").await.unwrap();
+    assert_eq!(alice.join("support").await.unwrap().role, Role::Owner);
+    let attributes = carol.attributes("support", "alice").await.unwrap();
+    assert_eq!(attributes.get("display_name").map(String::as_str), Some("Alice"));
+    // The granted admin acts as one: bob mutes carol's guest.
+    let dave = chat_connect(&server, "dave", "dave-token").await.unwrap();
+    assert_eq!(dave.join("support").await.unwrap().role, Role::Member);
+    bob.mute("support", "dave", None).await.unwrap();
+    assert_eq!(dave.send("support", "hi").await.unwrap_err().code(), Some(ErrorCode::Muted));
+
+    // A denied join is `forbidden`, with the reason, and changes nothing.
+    let eve = chat_connect(&server, "eve", "eve-token").await.unwrap();
+    let err = eve.join("members-only").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden));
+    assert!(err.to_string().contains("members only"), "{err}");
+    assert_eq!(carol.member_count("members-only").await.unwrap(), 0);
+    // The business server saw signed calls only.
+    assert_eq!(business.bad_signatures(), 0);
+    let kinds: Vec<_> = business.requests().iter().map(|(_, r)| r["kind"].clone()).collect();
+    assert!(kinds.contains(&json!("connect")) && kinds.contains(&json!("join")));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn chat_fails_closed_when_the_business_server_is_slow() {
+    let business = Business::start(Behavior::Slow(Duration::from_secs(5))).await;
+    let server = chat_server(callback_config(&business, Duration::from_millis(300))).await;
+    let err = chat_connect(&server, "alice", "alice-token").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::AuthUnavailable), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn chat_with_signed_tokens_needs_no_business_server() {
+    let auth = AuthConfig { jwt_secret: Some(JWT_SECRET.into()), ..AuthConfig::default() };
+    let server = chat_server(auth).await;
+    let exp = unix_now() + 600;
+    let owner = jwt(json!({"sub": "olga", "exp": exp, "room": "stage", "role": "admin"}));
+    let olga = chat_connect(&server, "olga", &owner).await.unwrap();
+    olga.create_room(Some("stage")).await.unwrap();
+    olga.create_room(Some("backstage")).await.unwrap();
+    let plain = jwt(json!({"sub": "pete", "exp": exp}));
+    let pete = chat_connect(&server, "pete", &plain).await.unwrap();
+    assert_eq!(pete.join("stage").await.unwrap().role, Role::Member);
+    // Olga's token names one room: there she is admin, elsewhere she may not go.
+    assert_eq!(olga.join("stage").await.unwrap().role, Role::Owner, "creator beats admin");
+    assert_eq!(olga.join("backstage").await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    // A token for another user, or none, does not get in.
+    let err = chat_connect(&server, "mallory", &plain).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unauthorized));
+    let err = server.client("nobody").connect().await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Unauthorized));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_acts_only_as_the_user_it_authenticated_as() {
+    let business = Business::start(Behavior::Table).await;
+    let server = chat_server(callback_config(&business, Duration::from_secs(10))).await;
+    let carol = chat_connect(&server, "carol", "carol-token").await.unwrap();
+    let (dave, mut dave_events) =
+        server.client("dave").token("dave-token").connect().await.unwrap();
+    carol.create_room(Some("plaza")).await.unwrap();
+    carol.join("plaza").await.unwrap();
+    dave.join("plaza").await.unwrap();
+    // Whatever dave sends carries his authenticated id; he has no way to name another sender.
+    let seq = dave.send("plaza", "I am carol").await.unwrap();
+    let from = chatroom_tests::next_matching(&mut dave_events, "dave's message", |e| match e {
+        chatroom_client::Event::Message { message, .. } if message.seq == seq => {
+            Some(message.from.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(from, "dave");
+    // No role, no moderation; no room content without joining.
+    assert_eq!(dave.kick("plaza", "carol").await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        dave.mute("plaza", "carol", None).await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
+    carol.create_room(Some("private")).await.unwrap();
+    assert_eq!(dave.send("private", "peek").await.unwrap_err().code(), Some(ErrorCode::NotAMember));
+    server.stop().await;
 }
