@@ -9,7 +9,8 @@
 //! cargo run -p chatroom-client --example chat -- lobby [USER] [HOST:PORT]
 //! ```
 //!
-//! USER defaults to `example`, HOST:PORT to `127.0.0.1:4433`.
+//! USER defaults to `example`, HOST:PORT to `127.0.0.1:4433`. Stop the server for a moment and
+//! start it again: the example reconnects and joins the room again by itself.
 
 use anyhow::Context;
 use chatroom_client::{ClientBuilder, Event};
@@ -42,6 +43,15 @@ async fn main() -> anyhow::Result<()> {
                 Some(Event::Message { room, message }) => {
                     println!("[{room} #{}] {}: {}", message.seq, message.from, message.text);
                 }
+                Some(Event::Gap { room, from, to }) => {
+                    println!("[{room}] missed messages #{from} to #{to}");
+                }
+                // The client reconnects by itself; these only say what it is doing.
+                Some(Event::Reconnecting { attempt, delay, reason }) => {
+                    println!("connection lost ({reason}); attempt {attempt} in {delay:?}");
+                }
+                Some(Event::Resumed { .. }) => println!("back, nothing missed"),
+                Some(Event::NewSession { .. }) => println!("back with a new session"),
                 Some(Event::Disconnected { reason, .. }) => {
                     println!("disconnected: {reason}");
                     return Ok(());

@@ -1,39 +1,108 @@
-//! Connection settings and the connect sequence: resolve the server, configure TLS and QUIC,
-//! handshake, then open the session with Hello/Welcome.
+//! Client settings, each with its default and the reason for it, the TLS and QUIC
+//! configuration, and [`ClientBuilder::connect`].
+//!
+//! The defaults are chosen for phones on mobile networks: paths that die for seconds at a time
+//! (tunnels, lifts, handovers), NATs that forget idle UDP mappings, and many clients coming back
+//! at once after a server restart.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatroom_protocol::{ALPN, Hello, PROTOCOL_VERSION, validate_user_id};
+use chatroom_protocol::{ALPN, validate_user_id};
 use quinn::crypto::rustls::QuicClientConfig;
-use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
+use quinn::{IdleTimeout, TransportConfig, VarInt};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls_platform_verifier::BuilderVerifierExt;
 
 use crate::client::Client;
-use crate::connection::{Session, handshake};
+use crate::connector::{Connector, Identity};
 use crate::error::ConnectError;
 use crate::event::Events;
+use crate::path::PathSettings;
+use crate::session::{SessionState, Settings};
 
 /// The default [`ClientBuilder::connect_timeout`]: 10 s.
 ///
 /// Long enough for a handshake that needs several retransmissions on a lossy mobile link (quinn
 /// probes again after about 1 s, then 2 s, 4 s), short enough that a person sees a failure
-/// instead of a hang.
+/// instead of a hang, and that a reconnection attempt towards a dead address is abandoned for a
+/// fresh one (resolved again) in reasonable time.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The default [`ClientBuilder::idle_timeout`]: 30 s, quinn's own default. The connection is
-/// declared dead after this long without a packet from the server; the effective value is the
-/// smaller of the client's and the server's.
+/// The default [`ClientBuilder::idle_timeout`]: 30 s, quinn's own default and the server's.
+///
+/// The connection is declared dead after this long without a packet from the server; the
+/// effective value is the smaller of the client's and the server's. Up to then, a path that
+/// comes back (a tunnel ends) carries the same connection on, nothing lost and no reconnection;
+/// after it, the client reconnects and resumes its session. Much longer would keep a client
+/// waiting on a path that is gone; much shorter would turn every short blackout into a
+/// reconnection.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The default [`ClientBuilder::keep_alive`]: 10 s, well below both the idle timeout and the
-/// UDP binding timeouts of common NATs (often 30 s), so an idle client keeps its path open.
-pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// The default [`ClientBuilder::keep_alive`]: 5 s.
+///
+/// A keep-alive is sent only when nothing was received for this long. Well below the UDP
+/// mapping timeouts of common NATs (often 30 s, sometimes less on carrier-grade NATs), so an
+/// idle client stays reachable; and every keep-alive is acknowledged, so even an idle client
+/// notices a dead path within this plus [`DEFAULT_PATH_PROBE_AFTER`] (about 8 s) and starts
+/// probing. (The server's own keep-alive, 10 s by default, is too slow for that.) The cost is
+/// two small packets every 5 s on an otherwise silent connection.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// The default first back-off delay of [`ClientBuilder::reconnect_backoff`]: 100 ms.
+///
+/// A blip (a dropped Wi-Fi frame burst, a NAT rebind) is repaired almost at once, while a
+/// client whose attempts fail backs off quickly: 0.1, 0.2, 0.4 ... s.
+pub const DEFAULT_RECONNECT_INITIAL: Duration = Duration::from_millis(100);
+
+/// The default longest back-off delay of [`ClientBuilder::reconnect_backoff`]: 10 s.
+///
+/// A client that has been offline for a while tries again at least this often, so it is back
+/// within seconds of the network or the server; and a server coming back from a restart sees
+/// each client at most every 10 s, not in a tight loop.
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(10);
+
+/// The default [`ClientBuilder::reconnect_jitter`]: 1.0, "full jitter".
+///
+/// Each delay is drawn uniformly between zero and the back-off delay. When a server restarts,
+/// every client loses its connection at the same instant; without jitter they would all come
+/// back in the same few milliseconds, attempt after attempt (a thundering herd). Full jitter
+/// spreads them over the whole back-off window, which is what keeps a restarted server from
+/// being knocked over again, at the price of an average delay of half the window.
+pub const DEFAULT_RECONNECT_JITTER: f64 = 1.0;
+
+/// The default [`ClientBuilder::request_timeout`]: 30 s.
+///
+/// Covers waiting for a session while reconnecting, so that a request made in a tunnel goes
+/// out when the client is back, if that is within half a minute; longer than that, a person
+/// is better told it failed.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`ClientBuilder::path_probe_after`]: 3 s.
+///
+/// Silence after a packet that needs an answer, before the path is suspect and probed. Above
+/// the round trip of the slowest paths the client is meant for (satellite, about 600 ms; a
+/// congested EDGE link, 1 to 2 s) plus the server's acknowledgement delay, so a slow but
+/// healthy path is not probed; well below the several seconds QUIC's own probe timer reaches
+/// after a few losses.
+pub const DEFAULT_PATH_PROBE_AFTER: Duration = Duration::from_secs(3);
+
+/// The default [`ClientBuilder::path_probe_interval`]: 1 s.
+///
+/// While the path is suspect, a probe goes out this often, so traffic flows again within
+/// about a second (plus a round trip) of the link coming back. Each probe is one packet from a
+/// fresh UDP port.
+pub const DEFAULT_PATH_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The default [`ClientBuilder::network_change_timeout`]: 2 s.
+///
+/// After [`Client::network_changed`], the old connection gets this long to answer on the new
+/// path (several round trips of a mobile link) before the client gives up on it and
+/// reconnects, instead of waiting for the idle timeout.
+pub const DEFAULT_NETWORK_CHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The default [`ClientBuilder::event_capacity`]: 1024 events, enough to absorb a burst in a
 /// busy room while the application renders.
@@ -44,6 +113,9 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 const MAX_ROOM_STREAMS: u32 = 1024;
 
 /// Configures and opens a connection to a chatroom server.
+///
+/// Every setting has a default (see the `DEFAULT_*` constants for the reasons); only
+/// [`user`](Self::user) is required.
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), chatroom_client::ConnectError> {
@@ -67,6 +139,13 @@ pub struct ClientBuilder {
     idle_timeout: Duration,
     keep_alive: Duration,
     event_capacity: usize,
+    reconnect: bool,
+    reconnect_initial: Duration,
+    reconnect_max: Duration,
+    reconnect_jitter: f64,
+    max_reconnect_duration: Option<Duration>,
+    request_timeout: Duration,
+    path: PathSettings,
 }
 
 impl ClientBuilder {
@@ -84,6 +163,17 @@ impl ClientBuilder {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keep_alive: DEFAULT_KEEP_ALIVE,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            reconnect: true,
+            reconnect_initial: DEFAULT_RECONNECT_INITIAL,
+            reconnect_max: DEFAULT_RECONNECT_MAX,
+            reconnect_jitter: DEFAULT_RECONNECT_JITTER,
+            max_reconnect_duration: None,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            path: PathSettings {
+                probe_after: Some(DEFAULT_PATH_PROBE_AFTER),
+                probe_interval: DEFAULT_PATH_PROBE_INTERVAL,
+                network_change_timeout: DEFAULT_NETWORK_CHANGE_TIMEOUT,
+            },
         }
     }
 
@@ -127,21 +217,22 @@ impl ClientBuilder {
         self
     }
 
-    /// How long [`connect`](Self::connect) may take in all (resolution, QUIC handshake, Hello).
-    /// Default [`DEFAULT_CONNECT_TIMEOUT`].
+    /// How long [`connect`](Self::connect), and each reconnection attempt, may take in all
+    /// (resolution, QUIC handshake, Hello). Default [`DEFAULT_CONNECT_TIMEOUT`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// The QUIC idle timeout. Default [`DEFAULT_IDLE_TIMEOUT`].
+    /// The QUIC idle timeout: how long a silent path is given to come back before the client
+    /// reconnects. Default [`DEFAULT_IDLE_TIMEOUT`].
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// How often to send a keep-alive when nothing else is sent. Default
-    /// [`DEFAULT_KEEP_ALIVE`].
+    /// How long without receiving anything before a keep-alive is sent. Keep it below the
+    /// idle timeout. Default [`DEFAULT_KEEP_ALIVE`].
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
         self
@@ -154,7 +245,75 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether to reconnect (and resume the session) when the connection is lost. Default
+    /// `true`. Without, a lost connection ends the client with
+    /// [`Event::Disconnected`](crate::Event::Disconnected).
+    pub fn reconnect(mut self, enabled: bool) -> Self {
+        self.reconnect = enabled;
+        self
+    }
+
+    /// The back-off between reconnection attempts: `initial` first, doubling after each
+    /// failed attempt up to `max`. It starts over once a connection has lasted `max`. Default
+    /// [`DEFAULT_RECONNECT_INITIAL`] and [`DEFAULT_RECONNECT_MAX`].
+    pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.reconnect_initial = initial;
+        self.reconnect_max = max;
+        self
+    }
+
+    /// The random part of each back-off delay, from 0 (none: exactly the back-off) to 1 (the
+    /// delay is drawn between zero and the back-off). Default [`DEFAULT_RECONNECT_JITTER`].
+    pub fn reconnect_jitter(mut self, fraction: f64) -> Self {
+        self.reconnect_jitter = fraction;
+        self
+    }
+
+    /// Give up reconnecting once an outage has lasted this long, ending the client with
+    /// [`Event::Disconnected`](crate::Event::Disconnected); `None` keeps trying. Default
+    /// `None`: a chat app stays signed in until the user leaves.
+    pub fn max_reconnect_duration(mut self, limit: Option<Duration>) -> Self {
+        self.max_reconnect_duration = limit;
+        self
+    }
+
+    /// The longest a request may take, from the call to the answer, waiting for a session
+    /// while reconnecting included; it then fails with
+    /// [`RequestError::Timeout`](crate::RequestError::Timeout). Default
+    /// [`DEFAULT_REQUEST_TIMEOUT`].
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long the client waits for an answer to a packet that needs one before it considers
+    /// the path suspect and probes it (see [`path_probe_interval`](Self::path_probe_interval));
+    /// `None` disables probing. Default [`DEFAULT_PATH_PROBE_AFTER`].
+    pub fn path_probe_after(mut self, silence: Option<Duration>) -> Self {
+        self.path.probe_after = silence;
+        self
+    }
+
+    /// How often a suspect path is probed: each probe moves the connection to a fresh UDP
+    /// socket, which sends a packet at once (outside QUIC's probe back-off) and makes the
+    /// server validate the path, so traffic resumes within about a round trip of the link
+    /// coming back. Default [`DEFAULT_PATH_PROBE_INTERVAL`].
+    pub fn path_probe_interval(mut self, interval: Duration) -> Self {
+        self.path.probe_interval = interval;
+        self
+    }
+
+    /// After [`Client::network_changed`], how long the connection gets to answer on the new
+    /// path before the client reconnects instead. Default [`DEFAULT_NETWORK_CHANGE_TIMEOUT`].
+    pub fn network_change_timeout(mut self, timeout: Duration) -> Self {
+        self.path.network_change_timeout = timeout;
+        self
+    }
+
     /// Connects, opens a session and returns the client and its events.
+    ///
+    /// This first connection is not retried: its failure is returned. From then on, lost
+    /// connections are replaced by the client itself (see [`Client`]).
     pub async fn connect(self) -> Result<(Client, Events), ConnectError> {
         validate_user_id(&self.user).map_err(ConnectError::InvalidUser)?;
         let mut config = quinn::ClientConfig::new(Arc::new(
@@ -162,51 +321,34 @@ impl ClientBuilder {
         ));
         config.transport_config(Arc::new(self.transport_config()?));
         let timeout = self.connect_timeout;
-        match tokio::time::timeout(timeout, self.establish(config)).await {
-            Ok(result) => result,
-            Err(_) => Err(ConnectError::Timeout(timeout)),
+        let settings = self.settings();
+        let identity = Identity {
+            user: self.user.clone(),
+            token: self.token.clone(),
+            agent: self.agent.clone(),
+        };
+        let connect = async {
+            let connector =
+                Connector::bind(self.server, self.server_name, config, identity, timeout).await?;
+            SessionState::connect(connector, settings, self.event_capacity).await
+        };
+        let (state, events) = match tokio::time::timeout(timeout, connect).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ConnectError::Timeout(timeout)),
+        };
+        Ok((Client::new(state), events))
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            reconnect: self.reconnect,
+            backoff_initial: self.reconnect_initial,
+            backoff_max: self.reconnect_max,
+            jitter: self.reconnect_jitter,
+            max_reconnect_duration: self.max_reconnect_duration,
+            request_timeout: self.request_timeout,
+            path: self.path,
         }
-    }
-
-    async fn establish(
-        self,
-        config: quinn::ClientConfig,
-    ) -> Result<(Client, Events), ConnectError> {
-        let addr = self.resolve().await?;
-        let bind: SocketAddr = match addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let endpoint = Endpoint::client(bind).map_err(ConnectError::Bind)?;
-        let connection = endpoint
-            .connect_with(config, addr, &self.server_name)
-            .map_err(ConnectError::Connect)?
-            .await
-            .map_err(|e| match e {
-                quinn::ConnectionError::ApplicationClosed(close) => ConnectError::Closed {
-                    code: crate::connection::close_code(close.error_code),
-                    reason: String::from_utf8_lossy(&close.reason).into_owned(),
-                },
-                other => ConnectError::Connection(other),
-            })?;
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
-            user: self.user,
-            token: self.token,
-            agent: self.agent,
-            resume: None,
-        };
-        let (send, reader, welcome) = handshake(&connection, hello).await?;
-        let (session, events) =
-            Session::start(endpoint, connection, send, reader, welcome, self.event_capacity);
-        Ok((Client::new(session), events))
-    }
-
-    async fn resolve(&self) -> Result<SocketAddr, ConnectError> {
-        let mut addrs = tokio::net::lookup_host(self.server.as_str())
-            .await
-            .map_err(|source| ConnectError::Resolve { server: self.server.clone(), source })?;
-        addrs.next().ok_or_else(|| ConnectError::NoAddress { server: self.server.clone() })
     }
 
     fn tls_config(&self) -> Result<rustls::ClientConfig, ConnectError> {
@@ -221,6 +363,9 @@ impl ClientBuilder {
         };
         let mut config = builder.with_no_client_auth();
         config.alpn_protocols = vec![ALPN.to_vec()];
+        // Reconnections resume TLS from the tickets in the config's in-memory session store
+        // (the config lives as long as the client) and send the Hello as 0-RTT data.
+        config.enable_early_data = true;
         Ok(config)
     }
 
@@ -268,12 +413,44 @@ mod tests {
         assert_eq!(builder.server_name, "localhost");
         assert_eq!(builder.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert!(builder.keep_alive < builder.idle_timeout);
+        // An idle client hears back (or starts probing) well before common NAT timeouts.
+        assert!(builder.keep_alive + DEFAULT_PATH_PROBE_AFTER < Duration::from_secs(30));
+        assert!(DEFAULT_PATH_PROBE_AFTER < builder.idle_timeout);
+        assert!(DEFAULT_RECONNECT_INITIAL < DEFAULT_RECONNECT_MAX);
+        let settings = builder.settings();
+        assert!(settings.reconnect);
+        assert_eq!(settings.max_reconnect_duration, None);
+        assert_eq!(settings.request_timeout, DEFAULT_REQUEST_TIMEOUT);
     }
 
     #[test]
-    fn the_tls_config_offers_the_alpn() {
+    fn settings_are_carried_over() {
+        let settings = ClientBuilder::new("x:1")
+            .reconnect(false)
+            .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(50))
+            .reconnect_jitter(0.25)
+            .max_reconnect_duration(Some(Duration::from_secs(9)))
+            .request_timeout(Duration::from_secs(2))
+            .path_probe_after(None)
+            .path_probe_interval(Duration::from_millis(300))
+            .network_change_timeout(Duration::from_millis(700))
+            .settings();
+        assert!(!settings.reconnect);
+        assert_eq!(settings.backoff_initial, Duration::from_millis(5));
+        assert_eq!(settings.backoff_max, Duration::from_millis(50));
+        assert_eq!(settings.jitter, 0.25);
+        assert_eq!(settings.max_reconnect_duration, Some(Duration::from_secs(9)));
+        assert_eq!(settings.request_timeout, Duration::from_secs(2));
+        assert_eq!(settings.path.probe_after, None);
+        assert_eq!(settings.path.probe_interval, Duration::from_millis(300));
+        assert_eq!(settings.path.network_change_timeout, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn the_tls_config_offers_the_alpn_and_early_data() {
         let config = ClientBuilder::new("x:1").tls_config().unwrap();
         assert_eq!(config.alpn_protocols, vec![ALPN.to_vec()]);
+        assert!(config.enable_early_data);
     }
 
     #[test]

@@ -1,189 +1,189 @@
-//! One session over one QUIC connection: the Hello/Welcome handshake, then the tasks that drive
-//! it.
+//! One QUIC connection of a session, from its Welcome to its end, and the tasks that drive it.
 //!
 //! ```text
 //! Client::request ─▶ pending (id ─▶ oneshot) ─▶ outbound channel ─▶ writer task ─▶ session stream
 //! session stream ─▶ reader task ─▶ pending[id] (Response) | events (GoingAway)
 //! room streams   ─▶ acceptor task ─▶ one reader task per stream (room_stream.rs) ─▶ events
-//! connection closed ─▶ supervisor task: fail pending, wait for readers, emit Disconnected
+//! path           ─▶ path task (path.rs): probe a quiet path, give up after a network change
 //! ```
 //!
-//! Everything that knows about a connection's lifetime is here, so that reconnection and session
-//! resumption can later replace [`Session::start`] without touching the request API.
+//! A connection knows nothing about reconnecting: when it ends, [`ConnTasks::ended`] fails its
+//! waiting requests with [`RequestError::ConnectionLost`], waits until its readers have
+//! delivered what they had, and says how it ended; the session driver (`session.rs`) decides
+//! what comes next.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use chatroom_protocol::{
-    ClientFrame, CloseCode, DecodeError, HEADER_LEN, Hello, PROTOCOL_VERSION, Request, RequestBody,
-    Response, ResponseBody, ServerFrame, Welcome, encode,
+    ClientFrame, CloseCode, DecodeError, HEADER_LEN, Request, RequestBody, Response, ResponseBody,
+    ServerFrame, encode,
 };
-use quinn::{Connection, ConnectionError, Endpoint, ReadError, SendStream, VarInt, WriteError};
+use quinn::{Connection, ConnectionError, ReadError, SendStream, VarInt, WriteError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, warn};
 
-use crate::error::{ConnectError, RequestError};
-use crate::event::{Event, Events};
+use crate::connector::{Established, decode_close_code};
+use crate::error::RequestError;
+use crate::event::Event;
 use crate::framed::{FrameReader, ReadFrameError};
+use crate::path;
 use crate::room_stream::{self, RoomOrder};
+use crate::session::SessionState;
 
 /// How many encoded requests may wait for the writer task before `request` waits too.
 const OUTBOUND_CAPACITY: usize = 64;
 
-/// Opens the session stream, sends the Hello and reads the server's answer.
-pub(crate) async fn handshake(
-    connection: &Connection,
-    hello: Hello,
-) -> Result<(SendStream, FrameReader, Welcome), ConnectError> {
-    let hello = encode(&ClientFrame::Hello(hello)).map_err(ConnectError::Encode)?;
-    let (mut send, recv) = connection.open_bi().await.map_err(connect_error)?;
-    send.write_chunk(hello).await.map_err(|e| match e {
-        WriteError::ConnectionLost(e) => connect_error(e),
-        other => ConnectError::Stream(other.to_string()),
-    })?;
-    let mut reader = FrameReader::new(recv);
-    let welcome = match reader.next::<ServerFrame>().await {
-        Ok(Some(ServerFrame::Welcome(welcome))) => welcome,
-        Ok(Some(ServerFrame::Rejected(error))) => return Err(ConnectError::Rejected(error)),
-        Ok(Some(other)) => {
-            return Err(ConnectError::UnexpectedFrame(format!(
-                "{} before the welcome",
-                server_frame_name(&other)
-            )));
-        }
-        Ok(None) => {
-            // The server ends the stream when it closes the connection; prefer its reason.
-            if let Some(reason) = connection.close_reason() {
-                return Err(connect_error(reason));
-            }
-            return Err(ConnectError::UnexpectedFrame(
-                "session stream ended before the welcome".into(),
-            ));
-        }
-        Err(ReadFrameError::Read(ReadError::ConnectionLost(e))) => return Err(connect_error(e)),
-        Err(ReadFrameError::Read(e)) => return Err(ConnectError::Stream(e.to_string())),
-        Err(ReadFrameError::Decode(e)) => {
-            close_for_decode_error(connection, &e);
-            return Err(ConnectError::Protocol(e));
-        }
-    };
-    if welcome.version != PROTOCOL_VERSION {
-        close(connection, CloseCode::UnsupportedVersion, "unsupported protocol version");
-        return Err(ConnectError::UnsupportedVersion {
-            server: welcome.version,
-            client: PROTOCOL_VERSION,
-        });
-    }
-    Ok((send, reader, welcome))
-}
-
-/// A running session: the handles a [`Client`](crate::Client) needs to make requests and close.
-///
-/// Dropping it closes the connection with [`CloseCode::Normal`].
+/// The handle of a live connection: what requests and closing need.
 #[derive(Debug)]
-pub(crate) struct Session {
-    endpoint: Endpoint,
+pub(crate) struct Conn {
     connection: Connection,
     outbound: mpsc::Sender<Bytes>,
-    shared: Arc<Shared>,
-    next_id: AtomicU64,
-    welcome: Welcome,
+    shared: Arc<ConnShared>,
+    max_frame_len: usize,
 }
 
-impl Session {
-    /// Starts the tasks of a session whose handshake is done. `event_capacity` bounds the
-    /// event channel.
+/// Why [`Conn::request`] failed.
+#[derive(Debug)]
+pub(crate) enum ConnRequestError {
+    /// The connection had already ended: the request was not sent, and may go out on the
+    /// next connection.
+    NotSent,
+    /// The request failed (answered with an error, lost with the connection, ...).
+    Failed(RequestError),
+}
+
+impl From<RequestError> for ConnRequestError {
+    fn from(error: RequestError) -> Self {
+        ConnRequestError::Failed(error)
+    }
+}
+
+/// The tasks of a connection, to wait for when it ends.
+#[derive(Debug)]
+pub(crate) struct ConnTasks {
+    reader: JoinHandle<()>,
+    acceptor: JoinHandle<()>,
+    path: JoinHandle<()>,
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    /// What quinn says.
+    pub(crate) error: ConnectionError,
+    /// The code this client closed it with, if it closed it.
+    pub(crate) local: Option<CloseCode>,
+    /// Why, for people.
+    pub(crate) reason: String,
+    /// The application close code, when it was closed with one (by either side).
+    pub(crate) code: Option<CloseCode>,
+}
+
+impl Conn {
+    /// Starts the tasks of a connection whose session is open.
     pub(crate) fn start(
-        endpoint: Endpoint,
-        connection: Connection,
-        send: SendStream,
-        reader: FrameReader,
-        welcome: Welcome,
-        event_capacity: usize,
-    ) -> (Session, Events) {
+        established: Established,
+        session: &Arc<SessionState>,
+    ) -> (Arc<Conn>, ConnTasks) {
+        let Established { connection, send, reader, welcome, .. } = established;
         let span = tracing::info_span!(
-            "session",
-            user = %welcome.user,
+            "connection",
             session_id = %welcome.session_id,
             remote = %connection.remote_address(),
         );
-        let (events_tx, events_rx) = mpsc::channel(event_capacity.max(1));
         let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(ConnShared::default());
 
         tokio::spawn(
             write_session(send, outbound_rx, connection.clone(), shared.clone())
                 .instrument(span.clone()),
         );
         let reader = tokio::spawn(
-            read_session(reader, connection.clone(), shared.clone(), events_tx.clone())
+            read_session(reader, connection.clone(), shared.clone(), session.clone())
                 .instrument(span.clone()),
         );
         let acceptor = tokio::spawn(
-            room_stream::accept(connection.clone(), shared.clone(), events_tx.clone())
+            room_stream::accept(connection.clone(), shared.clone(), session.clone())
                 .instrument(span.clone()),
         );
-        tokio::spawn(
-            supervise(connection.clone(), shared.clone(), events_tx, reader, acceptor)
-                .instrument(span),
+        let path = tokio::spawn(
+            path::watch(
+                connection.clone(),
+                shared.clone(),
+                session.connector.clone(),
+                session.settings.path,
+                session.network_changes(),
+            )
+            .instrument(span),
         );
-
-        let session = Session {
-            endpoint,
+        let conn = Conn {
             connection,
             outbound: outbound_tx,
             shared,
-            next_id: AtomicU64::new(1),
-            welcome,
+            max_frame_len: welcome.limits.max_frame_len as usize,
         };
-        (session, Events::new(events_rx))
+        (Arc::new(conn), ConnTasks { reader, acceptor, path })
     }
 
-    /// The server's welcome.
-    pub(crate) fn welcome(&self) -> &Welcome {
-        &self.welcome
-    }
-
-    /// Sends a request and waits for its response.
+    /// Sends a request and waits for its response; sets `sent` once the request is handed to
+    /// the connection (from then on its outcome is unknown if the connection is lost).
     ///
     /// Cancel safety: a cancelled request is either not sent or sent whole; its response, if
     /// one comes, is discarded.
-    pub(crate) async fn request(&self, body: RequestBody) -> Result<ResponseBody, RequestError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = encode(&ClientFrame::Request(Request { id, body }))?;
+    pub(crate) async fn request(
+        &self,
+        id: u64,
+        body: RequestBody,
+        sent: &AtomicBool,
+    ) -> Result<ResponseBody, ConnRequestError> {
+        let frame =
+            encode(&ClientFrame::Request(Request { id, body })).map_err(RequestError::from)?;
         let len = frame.len() - HEADER_LEN;
-        let max = self.welcome.limits.max_frame_len as usize;
-        if len > max {
-            return Err(RequestError::TooLarge { len, max });
+        if len > self.max_frame_len {
+            return Err(RequestError::TooLarge { len, max: self.max_frame_len }.into());
         }
-        let response = self.shared.register(id)?;
+        let response = self.shared.register(id).ok_or(ConnRequestError::NotSent)?;
         let _unregister = Unregister { shared: &self.shared, id };
         if self.outbound.send(frame).await.is_err() {
-            return Err(self.shared.disconnected());
+            return Err(ConnRequestError::NotSent);
         }
-        response.await.unwrap_or_else(|_| Err(self.shared.disconnected()))
+        sent.store(true, Ordering::Relaxed);
+        match response.await {
+            Ok(result) => result.map_err(ConnRequestError::Failed),
+            Err(_) => Err(self.shared.lost().into()),
+        }
     }
 
-    /// Closes the connection with `code` and waits, at most `linger`, for the close to reach
-    /// the server (the endpoint to become idle).
-    pub(crate) async fn close(&self, code: CloseCode, reason: &str, linger: std::time::Duration) {
+    /// Closes the connection with `code`, remembering why.
+    pub(crate) fn close(&self, code: CloseCode, reason: &str) {
         self.shared.close(&self.connection, code, reason);
-        let _ = tokio::time::timeout(linger, self.endpoint.wait_idle()).await;
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.shared.close(&self.connection, CloseCode::Normal, "client dropped");
+impl ConnTasks {
+    /// Waits for the connection to end; then fails its waiting requests with
+    /// [`RequestError::ConnectionLost`] and waits until its readers have delivered what they
+    /// had.
+    pub(crate) async fn ended(self, conn: &Conn) -> Ended {
+        let error = conn.connection.closed().await;
+        let local = conn.shared.local_close.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (reason, code) = describe_close(&error, local.clone());
+        debug!(%reason, "connection ended");
+        conn.shared.fail_all(&reason);
+        self.path.abort();
+        let _ = self.reader.await;
+        let _ = self.acceptor.await;
+        Ended { error, local: local.map(|(code, _)| code), reason, code }
     }
 }
 
-/// State shared by a session's handle and its tasks.
+/// State shared by a connection's handle and its tasks.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+pub(crate) struct ConnShared {
     pending: Mutex<Pending>,
     /// The code and reason this client closed the connection with, first close wins.
     local_close: Mutex<Option<(CloseCode, String)>>,
@@ -201,23 +201,21 @@ struct Pending {
     closed: Option<String>,
 }
 
-impl Shared {
+impl ConnShared {
     fn pending(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding this lock cannot leave the map inconsistent: keep going.
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn register(
-        &self,
-        id: u64,
-    ) -> Result<oneshot::Receiver<Result<ResponseBody, RequestError>>, RequestError> {
+    /// Registers request `id`; `None` once the connection has ended.
+    fn register(&self, id: u64) -> Option<oneshot::Receiver<Result<ResponseBody, RequestError>>> {
         let mut pending = self.pending();
-        if let Some(reason) = &pending.closed {
-            return Err(RequestError::Disconnected(reason.clone()));
+        if pending.closed.is_some() {
+            return None;
         }
         let (tx, rx) = oneshot::channel();
         pending.waiting.insert(id, tx);
-        Ok(rx)
+        Some(rx)
     }
 
     fn complete(&self, id: u64, result: Result<ResponseBody, RequestError>) {
@@ -236,16 +234,16 @@ impl Shared {
             std::mem::take(&mut pending.waiting)
         };
         for (_, tx) in waiting {
-            let _ = tx.send(Err(RequestError::Disconnected(reason.to_owned())));
+            let _ = tx.send(Err(RequestError::ConnectionLost(reason.to_owned())));
         }
     }
 
-    fn disconnected(&self) -> RequestError {
+    fn lost(&self) -> RequestError {
         let reason = self.pending().closed.clone();
-        RequestError::Disconnected(reason.unwrap_or_else(|| "the session ended".into()))
+        RequestError::ConnectionLost(reason.unwrap_or_else(|| "the connection ended".into()))
     }
 
-    /// Closes the connection, remembering why for [`Event::Disconnected`].
+    /// Closes the connection, remembering why for [`Ended`].
     pub(crate) fn close(&self, connection: &Connection, code: CloseCode, reason: &str) {
         {
             let mut local = self.local_close.lock().unwrap_or_else(|p| p.into_inner());
@@ -265,17 +263,13 @@ impl Shared {
     /// Closes the connection because of bytes that are not a valid frame.
     pub(crate) fn decode_error(&self, connection: &Connection, error: &DecodeError) {
         warn!(%error, "invalid frame from the server");
-        let code = match error {
-            DecodeError::TooLarge { .. } => CloseCode::FrameTooLarge,
-            _ => CloseCode::ProtocolViolation,
-        };
-        self.close(connection, code, &error.to_string());
+        self.close(connection, decode_close_code(error), &error.to_string());
     }
 }
 
 /// Removes a request from the pending map when its caller stops waiting, answered or not.
 struct Unregister<'a> {
-    shared: &'a Shared,
+    shared: &'a ConnShared,
     id: u64,
 }
 
@@ -290,7 +284,7 @@ async fn write_session(
     mut send: SendStream,
     mut outbound: mpsc::Receiver<Bytes>,
     connection: Connection,
-    shared: Arc<Shared>,
+    shared: Arc<ConnShared>,
 ) {
     while let Some(frame) = outbound.recv().await {
         match send.write_chunk(frame).await {
@@ -308,14 +302,16 @@ async fn write_session(
 
 /// Reads the session stream: responses to their requests, GoingAway to the events.
 ///
-/// A full event channel never holds up responses: notices wait in `notices` while reading goes
-/// on, and are delivered before this task ends (so before [`Event::Disconnected`]).
+/// Every join response updates the session's room positions before its requester sees it,
+/// even when nobody waits for it any more. A full event channel never holds up responses:
+/// notices wait in `notices` while reading goes on, and are delivered before this task ends.
 async fn read_session(
     mut reader: FrameReader,
     connection: Connection,
-    shared: Arc<Shared>,
-    events: mpsc::Sender<Event>,
+    shared: Arc<ConnShared>,
+    session: Arc<SessionState>,
 ) {
+    let events = session.event_sender();
     let mut notices: VecDeque<Event> = VecDeque::new();
     loop {
         let frame = tokio::select! {
@@ -331,15 +327,23 @@ async fn read_session(
         };
         match frame {
             Ok(Some(ServerFrame::Response(Response { id, result }))) => {
+                if let Ok(ResponseBody::Joined(joined)) = &result {
+                    session.rooms().note_joined(joined);
+                    session.joins.notify_waiters();
+                }
                 shared.complete(id, result.map_err(RequestError::Server));
             }
             Ok(Some(ServerFrame::GoingAway { reason })) => {
+                // The server closes the connection itself (with going_away) once it has told
+                // every client. Closing first with `normal` would end the session; waiting costs
+                // nothing, as no response comes after this notice anyway.
                 debug!(%reason, "server going away");
                 shared.going_away.store(true, Ordering::Relaxed);
+                session.rooms().server_going_away();
                 notices.push_back(Event::GoingAway { reason });
             }
             Ok(Some(other)) => {
-                let what = format!("{} after the welcome", server_frame_name(&other));
+                let what = format!("{} after the welcome", frame_name(&other));
                 shared.violation(&connection, &what);
                 break;
             }
@@ -363,25 +367,6 @@ async fn read_session(
     for notice in notices {
         let _ = events.send(notice).await;
     }
-}
-
-/// Waits for the connection to end, then fails pending requests and emits the last event once
-/// every reader has delivered what it had.
-async fn supervise(
-    connection: Connection,
-    shared: Arc<Shared>,
-    events: mpsc::Sender<Event>,
-    reader: JoinHandle<()>,
-    acceptor: JoinHandle<()>,
-) {
-    let error = connection.closed().await;
-    let local = shared.local_close.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let (reason, code) = describe_close(&error, local);
-    debug!(%reason, "connection ended");
-    shared.fail_all(&reason);
-    let _ = reader.await;
-    let _ = acceptor.await;
-    let _ = events.send(Event::Disconnected { reason, code }).await;
 }
 
 /// A sentence and the close code for why a connection ended.
@@ -413,30 +398,13 @@ pub(crate) fn close_code(code: VarInt) -> CloseCode {
     u32::try_from(code.into_inner()).map_or(CloseCode::Unknown(u32::MAX), CloseCode::from_u32)
 }
 
-/// The connect error for a connection that ended during the handshake.
-fn connect_error(error: ConnectionError) -> ConnectError {
-    match error {
-        ConnectionError::ApplicationClosed(close) => ConnectError::Closed {
-            code: close_code(close.error_code),
-            reason: String::from_utf8_lossy(&close.reason).into_owned(),
-        },
-        other => ConnectError::Connection(other),
-    }
-}
-
-fn close(connection: &Connection, code: CloseCode, reason: &str) {
+/// Closes `connection` with `code` and `reason`.
+pub(crate) fn close(connection: &Connection, code: CloseCode, reason: &str) {
     connection.close(VarInt::from_u32(code.to_u32()), reason.as_bytes());
 }
 
-fn close_for_decode_error(connection: &Connection, error: &DecodeError) {
-    let code = match error {
-        DecodeError::TooLarge { .. } => CloseCode::FrameTooLarge,
-        _ => CloseCode::ProtocolViolation,
-    };
-    close(connection, code, &error.to_string());
-}
-
-fn server_frame_name(frame: &ServerFrame) -> &'static str {
+/// The name of a server frame, for error messages.
+pub(crate) fn frame_name(frame: &ServerFrame) -> &'static str {
     match frame {
         ServerFrame::Welcome(_) => "welcome",
         ServerFrame::Rejected(_) => "rejected",
@@ -464,17 +432,17 @@ mod tests {
     }
 
     #[test]
-    fn pending_requests_fail_once_closed() {
-        let shared = Shared::default();
+    fn pending_requests_are_lost_with_their_connection() {
+        let shared = ConnShared::default();
         let mut rx = shared.register(1).unwrap();
         shared.fail_all("gone");
-        assert!(matches!(rx.try_recv(), Ok(Err(RequestError::Disconnected(r))) if r == "gone"));
-        assert!(matches!(shared.register(2), Err(RequestError::Disconnected(_))));
+        assert!(matches!(rx.try_recv(), Ok(Err(RequestError::ConnectionLost(r))) if r == "gone"));
+        assert!(shared.register(2).is_none(), "not sent on an ended connection");
     }
 
     #[test]
     fn responses_reach_their_request() {
-        let shared = Shared::default();
+        let shared = ConnShared::default();
         let mut one = shared.register(1).unwrap();
         let mut two = shared.register(2).unwrap();
         shared.complete(2, Ok(ResponseBody::Done));

@@ -117,10 +117,27 @@ pub enum RequestError {
     /// The server answered with an error.
     #[error("{0}")]
     Server(ErrorFrame),
-    /// The connection ended before the answer arrived (or before the request was sent); the
-    /// string says why.
+    /// The client is done (it was closed, gave up reconnecting, or the server refused it for
+    /// good): the request was not sent. The string says why.
     #[error("disconnected: {0}")]
     Disconnected(String),
+    /// The connection was lost after the request was sent and before its answer arrived: its
+    /// outcome is unknown (the server may or may not have carried it out). The client
+    /// reconnects by itself; retry if the request is safe to repeat. The string says why the
+    /// connection ended.
+    #[error("connection lost before the answer (outcome unknown): {0}")]
+    ConnectionLost(String),
+    /// No answer within the request timeout
+    /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)), waiting for a
+    /// session while reconnecting included. With `sent`, the request had gone out and its
+    /// outcome is unknown; without, it was never sent.
+    #[error("no answer within {timeout:?}{}", if *sent { " (outcome unknown)" } else { " (not sent)" })]
+    Timeout {
+        /// The request timeout.
+        timeout: Duration,
+        /// Whether the request had been sent.
+        sent: bool,
+    },
     /// The request could not be encoded.
     #[error("cannot encode the request: {0}")]
     Encode(#[source] EncodeError),

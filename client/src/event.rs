@@ -1,15 +1,24 @@
 //! What happens in the rooms a client is in, and to its connection, as [`Event`]s delivered
 //! through [`Events`].
 
+use std::time::Duration;
+
 use chatroom_protocol::{
-    Attributes, CloseCode, LeaveReason, PrivateMessage, Role, RoomFrame, RoomMessage,
+    Attributes, CloseCode, ErrorFrame, LeaveReason, PrivateMessage, Role, RoomFrame, RoomMessage,
 };
 use tokio::sync::mpsc;
 
 /// Something that happened in a room the client is in, or to its connection.
 ///
-/// Room events of one room arrive in the order the server sent them. The last event of a
-/// connection is always [`Event::Disconnected`].
+/// Room events of one room arrive in the order the server sent them, across reconnections
+/// too: a message is never delivered twice, and every sequence number of a room the client is
+/// in is either delivered as an [`Event::Message`] or covered by an [`Event::Gap`].
+///
+/// A lost connection is not the end: the client reconnects by itself
+/// ([`Event::Reconnecting`]), then either resumes its session ([`Event::Resumed`]: the same
+/// session, the rooms replay what was missed) or starts a fresh one ([`Event::NewSession`]: the
+/// rooms are joined again, each with a [`Event::Gap`] for what is gone, or an
+/// [`Event::RejoinFailed`]). The last event of a client is always [`Event::Disconnected`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -118,13 +127,62 @@ pub enum Event {
         /// Why.
         reason: LeaveReason,
     },
-    /// The server announced that it is shutting down; [`Event::Disconnected`] follows.
+    /// The server announced that it is shutting down. It closes the connection next; the
+    /// client then reconnects (with back-off: the server is restarting, or another one takes
+    /// over), and usually gets a fresh session ([`Event::NewSession`]). The rooms do not end:
+    /// their [`LeaveReason::ServerShutdown`] is held back and they are joined again.
     GoingAway {
         /// The server's reason, for people.
         reason: String,
     },
-    /// The connection ended. Pending requests have failed with
-    /// [`RequestError::Disconnected`](crate::RequestError::Disconnected); this is the last event.
+    /// The connection was lost and the client will try to connect again after `delay`. Requests
+    /// in flight failed with [`RequestError::ConnectionLost`](crate::RequestError::ConnectionLost);
+    /// new ones wait for the next session (within the request timeout). Repeated, with a growing
+    /// delay, while attempts fail.
+    Reconnecting {
+        /// The attempt's number in this outage, from 1.
+        attempt: u32,
+        /// How long the client waits before the attempt.
+        delay: Duration,
+        /// Why the connection was lost, or why the previous attempt failed.
+        reason: String,
+    },
+    /// The client reconnected and resumed its session: same session, same rooms, roles, mutes
+    /// and attributes; nobody saw it leave. Each room's stream first replays the messages
+    /// missed meanwhile (or reports a gap for those too old to replay).
+    Resumed {
+        /// The session's id (unchanged).
+        session_id: String,
+        /// Whether the resume request travelled as 0-RTT data (no round trip before it).
+        zero_rtt: bool,
+    },
+    /// The client reconnected, but its session could not be resumed (the resume window passed,
+    /// the server restarted, the token was refused): a fresh session started. The client joins
+    /// its rooms again: each one goes on with an [`Event::Gap`] for the messages it missed, or
+    /// ends with [`Event::RejoinFailed`]. Roles, mutes and attributes are those of the new
+    /// membership.
+    NewSession {
+        /// The new session's id.
+        session_id: String,
+        /// Whether the Hello travelled as 0-RTT data.
+        zero_rtt: bool,
+        /// Why the old session could not be resumed, as the server said.
+        reason: Option<ErrorFrame>,
+    },
+    /// After a reconnection, the client could not join this room again (it no longer exists,
+    /// this user was banned meanwhile, ...). Like [`Event::Left`], this is the room's last
+    /// event.
+    RejoinFailed {
+        /// The room.
+        room: String,
+        /// The server's refusal.
+        error: ErrorFrame,
+    },
+    /// The client is done: [`Client::close`](crate::Client::close) was called, the server
+    /// refused it for good (authentication, protocol), reconnection is off or gave up
+    /// ([`ClientBuilder::max_reconnect_duration`](crate::ClientBuilder::max_reconnect_duration)).
+    /// Requests fail with [`RequestError::Disconnected`](crate::RequestError::Disconnected);
+    /// this is the last event.
     Disconnected {
         /// Why, for people.
         reason: String,
@@ -149,8 +207,13 @@ impl Event {
             | Event::Kicked { room, .. }
             | Event::AttributesChanged { room, .. }
             | Event::MemberCount { room, .. }
-            | Event::Left { room, .. } => Some(room),
-            Event::GoingAway { .. } | Event::Disconnected { .. } => None,
+            | Event::Left { room, .. }
+            | Event::RejoinFailed { room, .. } => Some(room),
+            Event::GoingAway { .. }
+            | Event::Reconnecting { .. }
+            | Event::Resumed { .. }
+            | Event::NewSession { .. }
+            | Event::Disconnected { .. } => None,
         }
     }
 
@@ -180,7 +243,7 @@ impl Event {
     }
 }
 
-/// The stream of [`Event`]s of one connection.
+/// The stream of [`Event`]s of one client, across its connections.
 ///
 /// The channel behind it is bounded (see
 /// [`ClientBuilder::event_capacity`](crate::ClientBuilder::event_capacity)) and never drops an
@@ -199,12 +262,17 @@ impl Events {
         Self { rx }
     }
 
-    /// The next event, or `None` once the connection has ended and its last event
+    /// The next event, or `None` once the client is done and its last event
     /// ([`Event::Disconnected`]) was taken.
     ///
     /// Cancel safety: cancelling loses no event.
     pub async fn next(&mut self) -> Option<Event> {
         self.rx.recv().await
+    }
+
+    /// The next event if one is waiting, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
     }
 }
 

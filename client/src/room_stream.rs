@@ -6,6 +6,10 @@
 //! [`RoomFrame::Left`]. When a client leaves a room and joins it again, the new membership's
 //! events wait until the old stream has delivered its last event, so an application never sees
 //! the old `Left` after the new membership's messages.
+//!
+//! Messages and gap reports go through the session's [`RoomTracker`](crate::tracker) on their
+//! way out: a message delivered already (a replay after a resume that overlaps) is dropped, and
+//! a hole is never silent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,13 +17,15 @@ use std::sync::{Arc, Mutex};
 
 use chatroom_protocol::RoomFrame;
 use quinn::{Connection, ReadError, RecvStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, warn};
 
-use crate::connection::Shared;
+use crate::connection::ConnShared;
 use crate::event::Event;
 use crate::framed::{FrameReader, ReadFrameError};
+use crate::session::SessionState;
+use crate::tracker::{Delivery, StreamStart};
 
 /// Per room, the end signal of its newest stream.
 #[derive(Debug, Default)]
@@ -54,8 +60,8 @@ impl RoomOrder {
 /// Accepts room streams until the connection ends, then waits for their readers to finish.
 pub(crate) async fn accept(
     connection: Connection,
-    shared: Arc<Shared>,
-    events: mpsc::Sender<Event>,
+    shared: Arc<ConnShared>,
+    session: Arc<SessionState>,
 ) {
     let mut readers = JoinSet::new();
     loop {
@@ -63,7 +69,7 @@ pub(crate) async fn accept(
             accepted = connection.accept_uni() => {
                 let Ok(recv) = accepted else { break };
                 let span = tracing::debug_span!("room_stream", stream = %recv.id());
-                let reader = read(recv, connection.clone(), shared.clone(), events.clone());
+                let reader = read(recv, connection.clone(), shared.clone(), session.clone());
                 readers.spawn(reader.instrument(span));
             }
             Some(_) = readers.join_next(), if !readers.is_empty() => {}
@@ -76,14 +82,14 @@ pub(crate) async fn accept(
 async fn read(
     recv: RecvStream,
     connection: Connection,
-    shared: Arc<Shared>,
-    events: mpsc::Sender<Event>,
+    shared: Arc<ConnShared>,
+    session: Arc<SessionState>,
 ) {
     let mut reader = FrameReader::new(recv);
-    let room = match reader.next::<RoomFrame>().await {
+    let (room, stream_id) = match reader.next::<RoomFrame>().await {
         Ok(Some(RoomFrame::Open { room, stream_id })) => {
             debug!(%room, stream_id, "room stream opened");
-            room
+            (room, stream_id)
         }
         Ok(Some(_)) => return shared.violation(&connection, "room stream without Open"),
         Ok(None) => return shared.violation(&connection, "room stream ended before Open"),
@@ -97,50 +103,118 @@ async fn read(
         // Err only means the previous reader is gone, which is what is waited for.
         let _ = previous.await;
     }
-    forward(&mut reader, &room, &connection, &shared, &events).await;
+    session.rooms().stream_started(&room, stream_id);
+    let stream = RoomStream { room: &room, stream_id, connection: &connection, shared: &shared };
+    if let Some(gap) = stream.start(&session).await {
+        stream.forward(&mut reader, &session, gap).await;
+    }
     shared.rooms.exit(&room, token);
 }
 
-/// Forwards the frames after Open until Left, the end of the stream or an error.
-async fn forward(
-    reader: &mut FrameReader,
-    room: &str,
-    connection: &Connection,
-    shared: &Shared,
-    events: &mpsc::Sender<Event>,
-) {
-    let mut last_seq = None;
-    loop {
-        let frame = match reader.next::<RoomFrame>().await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return shared.violation(connection, "room stream ended without Left"),
-            Err(e) => return read_failed(shared, connection, e),
-        };
-        let last = matches!(frame, RoomFrame::Left { .. });
-        match &frame {
-            RoomFrame::Open { .. } => return shared.violation(connection, "second Open"),
-            RoomFrame::Message(message) => {
-                if last_seq.is_some_and(|last| message.seq <= last) {
-                    warn!(room, seq = message.seq, ?last_seq, "room message out of sequence");
-                }
-                last_seq = Some(message.seq);
+/// One room stream being forwarded.
+struct RoomStream<'a> {
+    room: &'a str,
+    stream_id: u64,
+    connection: &'a Connection,
+    shared: &'a ConnShared,
+}
+
+impl RoomStream<'_> {
+    /// Waits until the stream may deliver: a room joined again after a reconnection needs its
+    /// join's response first, which says where the stream starts and so which messages were
+    /// missed. Returns that gap, or `None` if the connection ended meanwhile.
+    async fn start(&self, session: &SessionState) -> Option<Option<Event>> {
+        loop {
+            let joined = session.joins.notified();
+            tokio::pin!(joined);
+            joined.as_mut().enable();
+            if let StreamStart::Ready { gap } = session.rooms().start(self.room, self.stream_id) {
+                let room = self.room.to_owned();
+                return Some(gap.map(|(from, to)| Event::Gap { room, from, to }));
             }
-            _ => {}
+            tokio::select! {
+                _ = joined => {}
+                _ = self.connection.closed() => return None,
+            }
         }
-        if let Some(event) = Event::from_room_frame(room, frame) {
-            // An application that dropped `Events` wants no events; keep reading regardless,
-            // so that the server does not see a stalled receiver.
-            let _ = events.send(event).await;
+    }
+
+    /// Forwards `gap`, then the frames after Open until Left, the end of the stream or an
+    /// error.
+    async fn forward(&self, reader: &mut FrameReader, session: &SessionState, gap: Option<Event>) {
+        let events = session.event_sender();
+        if let Some(gap) = gap {
+            debug!(room = self.room, ?gap, "room joined again");
+            let _ = events.send(gap).await;
         }
-        if last {
-            // Nothing follows Left but the end of the stream; do not wait for it.
-            reader.stop(0);
-            return;
+        loop {
+            let frame = match reader.next::<RoomFrame>().await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return self
+                        .shared
+                        .violation(self.connection, "room stream ended without Left");
+                }
+                Err(e) => return read_failed(self.shared, self.connection, e),
+            };
+            if matches!(frame, RoomFrame::Open { .. }) {
+                return self.shared.violation(self.connection, "second Open");
+            }
+            let last = matches!(frame, RoomFrame::Left { .. });
+            for event in self.events_of(frame, session) {
+                // An application that dropped `Events` wants no events; keep reading
+                // regardless, so that the server does not see a stalled receiver.
+                let _ = events.send(event).await;
+            }
+            if last {
+                // Nothing follows Left but the end of the stream; do not wait for it.
+                reader.stop(0);
+                return;
+            }
+        }
+    }
+
+    /// The events a frame stands for, after de-duplication and gap accounting.
+    fn events_of(&self, frame: RoomFrame, session: &SessionState) -> Vec<Event> {
+        let room = self.room;
+        let mut rooms = session.rooms();
+        match frame {
+            RoomFrame::Message(message) => {
+                match rooms.on_message(room, self.stream_id, message.seq) {
+                    Delivery::Duplicate => {
+                        debug!(room, seq = message.seq, "dropping a message delivered already");
+                        Vec::new()
+                    }
+                    Delivery::Deliver { gap: Some((from, to)) } => {
+                        warn!(room, from, to, "messages missing without a gap report");
+                        vec![
+                            Event::Gap { room: room.to_owned(), from, to },
+                            Event::Message { room: room.to_owned(), message },
+                        ]
+                    }
+                    Delivery::Deliver { gap: None } => {
+                        vec![Event::Message { room: room.to_owned(), message }]
+                    }
+                }
+            }
+            RoomFrame::Gap { from, to } => rooms
+                .on_gap(room, self.stream_id, from, to)
+                .map(|(from, to)| Event::Gap { room: room.to_owned(), from, to })
+                .into_iter()
+                .collect(),
+            RoomFrame::Left { reason } => {
+                let deliver = rooms.on_left(room, self.stream_id, reason, session.will_reconnect());
+                if !deliver {
+                    debug!(room, "server shutting down: the room will be joined again");
+                }
+                deliver.then(|| Event::Left { room: room.to_owned(), reason }).into_iter().collect()
+            }
+            other => Event::from_room_frame(room, other).into_iter().collect(),
         }
     }
 }
 
-fn read_failed(shared: &Shared, connection: &Connection, error: ReadFrameError) {
+fn read_failed(shared: &ConnShared, connection: &Connection, error: ReadFrameError) {
     match error {
         ReadFrameError::Read(ReadError::ConnectionLost(_)) => {}
         ReadFrameError::Read(e) => {

@@ -3,7 +3,7 @@
 use chatroom_client::{Event, LeaveReason};
 use chatroom_protocol::{CloseCode, PROTOCOL_VERSION};
 use chatroom_server::ServerConfig;
-use chatroom_tests::{TestServer, within};
+use chatroom_tests::{TestServer, next_matching, within};
 
 #[tokio::test]
 async fn welcome_announces_region_and_limits() {
@@ -23,7 +23,8 @@ async fn welcome_announces_region_and_limits() {
 #[tokio::test]
 async fn shutdown_tells_clients_before_closing() {
     let server = TestServer::start().await;
-    let (alice, mut events) = server.connect("alice").await;
+    // Without reconnection, a server's shutdown ends the client.
+    let (alice, mut events) = server.client("alice").reconnect(false).connect().await.unwrap();
     alice.create_room(Some("last")).await.unwrap();
     alice.join("last").await.unwrap();
     let stopping = tokio::spawn(server.stop());
@@ -55,4 +56,39 @@ async fn shutdown_tells_clients_before_closing() {
         "{code:?}"
     );
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_keeps_its_rooms_through_a_shutdown_until_closed() {
+    let server = TestServer::start().await;
+    let (alice, mut events) = server.connect("alice").await;
+    alice.create_room(Some("last")).await.unwrap();
+    alice.join("last").await.unwrap();
+    let stopping = tokio::spawn(server.stop());
+    // The notice, then attempts to come back (the server may be restarting); the room is kept
+    // to be joined again, so its end is not reported.
+    let mut seen = Vec::new();
+    within("the first reconnection attempt", async {
+        loop {
+            match events.next().await.expect("events go on while reconnecting") {
+                Event::Reconnecting { attempt: 1, .. } => return,
+                event => seen.push(event),
+            }
+        }
+    })
+    .await;
+    assert!(seen.iter().any(|e| matches!(e, Event::GoingAway { .. })), "{seen:?}");
+    assert!(!seen.iter().any(|e| matches!(e, Event::Left { .. })), "{seen:?}");
+    assert!(!seen.iter().any(|e| matches!(e, Event::Disconnected { .. })), "{seen:?}");
+    assert_eq!(alice.rooms(), ["last"]);
+    stopping.await.unwrap();
+    // Closing ends it, even between attempts.
+    alice.close().await;
+    let code = next_matching(&mut events, "the disconnection", |e| match e {
+        Event::Disconnected { code, .. } => Some(*code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, Some(CloseCode::Normal));
+    assert!(events.next().await.is_none(), "Disconnected is the last event");
 }

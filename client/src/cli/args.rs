@@ -1,6 +1,7 @@
 //! The command line, as clap parses it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use rand::Rng;
@@ -12,13 +13,20 @@ pub const DEV_CERT: &str = "./chatroom-data/dev-cert.pem";
 const AFTER_HELP: &str = "\
 Output: without --json, events are printed for a person on stdout and errors on stderr. With
 --json, stdout carries one JSON object per line and nothing else, each with an \"event\" field
-(created, joined, message, sent, private, member_joined, member_left, member_count, role, muted,
-unmuted, kicked, attributes, members, left, going_away, disconnected, error); logs go to stderr
-(RUST_LOG, default warn).
+(created, joined, message, gap, sent, private, member_joined, member_left, member_count, role,
+muted, unmuted, kicked, attributes, members, left, going_away, reconnecting, resumed,
+new_session, rejoin_failed, disconnected, error); logs go to stderr (RUST_LOG, default warn).
+
+Weak networks: a lost connection is not the end. The client reconnects by itself, with a
+back-off from --reconnect-initial doubling up to --reconnect-max (randomised, so that clients
+do not all come back at once after a server restart), printing `reconnecting`. It then resumes
+its session (`resumed`: the same session, and the room replays what was missed) or, when the
+server no longer has it, starts a new one (`new_session`) and joins the room again, printing a
+`gap` for the messages it can no longer get. Durations take a unit: 250ms, 5s, 1.5s.
 
 Exit status: 0 on success; 1 on a fatal error (connection failed, room not found, message
-refused), when `join` ends because this user was kicked, the server shut down or the connection
-was lost; 2 on a usage error.";
+refused), when `join` ends because this user was kicked, the room could not be joined again
+after a reconnection, or the server refused the client for good; 2 on a usage error.";
 
 const JOIN_HELP: &str = "\
 Each line read from stdin is sent to the room as a message. Lines starting with / are commands:
@@ -65,6 +73,28 @@ pub struct Cli {
     /// Print one JSON object per line on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Give up connecting (and each reconnection attempt) after this long [default: 10s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Consider the connection dead after this long without a packet from the server
+    /// [default: 30s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Send a keep-alive after this long without a packet from the server; keep it below the
+    /// idle timeout and NAT timeouts [default: 5s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub keep_alive: Option<Duration>,
+
+    /// The first delay before reconnecting [default: 100ms]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub reconnect_initial: Option<Duration>,
+
+    /// The longest delay between reconnection attempts [default: 10s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub reconnect_max: Option<Duration>,
 
     /// What to do.
     #[command(subcommand)]
@@ -119,6 +149,22 @@ impl Cli {
     }
 }
 
+/// A duration with a unit: `250ms`, `5s`, `1.5s`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "" => return Err(format!("{text:?} needs a unit: ms, s or m (e.g. 250ms, 5s)")),
+        other => return Err(format!("unknown unit {other:?}: use ms, s or m")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("out of range: {text:?}"))
+}
+
 /// `user-` and 8 random letters and digits.
 pub fn random_user() -> String {
     let suffix: String = rand::rng().sample_iter(Alphanumeric).take(8).map(char::from).collect();
@@ -149,6 +195,11 @@ mod tests {
         assert_eq!(cli.ca, None);
         assert_eq!(cli.user, None);
         assert!(!cli.json);
+        assert_eq!(cli.connect_timeout, None);
+        assert_eq!(cli.idle_timeout, None);
+        assert_eq!(cli.keep_alive, None);
+        assert_eq!(cli.reconnect_initial, None);
+        assert_eq!(cli.reconnect_max, None);
         assert_eq!(cli.command, Command::CreateRoom { room: None });
         let user = cli.user_id();
         assert!(user.starts_with("user-") && user.len() == 13, "{user}");
@@ -197,6 +248,34 @@ mod tests {
             assert_eq!(cli.token.as_deref(), Some("t"));
             assert!(cli.json);
             assert_eq!(cli.command, Command::Join { room: "lobby".into(), create: false });
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        let cli = parse(&[
+            "chatroom",
+            "join",
+            "lobby",
+            "--idle-timeout",
+            "20s",
+            "--keep-alive",
+            "2500ms",
+            "--connect-timeout",
+            "1.5s",
+            "--reconnect-initial",
+            "50ms",
+            "--reconnect-max",
+            "1m",
+        ]);
+        assert_eq!(cli.idle_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(cli.keep_alive, Some(Duration::from_millis(2500)));
+        assert_eq!(cli.connect_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(cli.reconnect_initial, Some(Duration::from_millis(50)));
+        assert_eq!(cli.reconnect_max, Some(Duration::from_secs(60)));
+        for bad in ["5", "5h", "fast", "-1s", "1e400s"] {
+            let err = Cli::try_parse_from(["chatroom", "join", "r", "--keep-alive", bad]);
+            assert_eq!(err.expect_err(bad).exit_code(), 2, "{bad}");
         }
     }
 

@@ -51,9 +51,24 @@ pub enum Record {
     Error { code: String, message: String },
     /// This client's membership of a room ended.
     Left { room: String, reason: &'static str },
+    /// Messages `from..=to` of a room will never be delivered.
+    Gap { room: String, from: u64, to: u64 },
     /// The server is shutting down.
     GoingAway { reason: String },
-    /// The connection ended.
+    /// The connection was lost; the client tries again after `delay_ms`.
+    Reconnecting { attempt: u32, delay_ms: u64, reason: String },
+    /// The client reconnected and resumed its session.
+    Resumed { session: String, zero_rtt: bool },
+    /// The client reconnected with a fresh session (the old one could not be resumed).
+    NewSession {
+        session: String,
+        zero_rtt: bool,
+        code: Option<&'static str>,
+        message: Option<String>,
+    },
+    /// After a reconnection, a room could not be joined again.
+    RejoinFailed { room: String, code: &'static str, message: String },
+    /// The client is done.
     Disconnected { reason: String, code: Option<&'static str> },
 }
 
@@ -106,7 +121,25 @@ impl Record {
             }
             Event::MemberCount { room, count } => Record::MemberCount { room, count },
             Event::Left { room, reason } => Record::Left { room, reason: leave_reason(reason) },
+            Event::Gap { room, from, to } => Record::Gap { room, from, to },
             Event::GoingAway { reason } => Record::GoingAway { reason },
+            Event::Reconnecting { attempt, delay, reason } => Record::Reconnecting {
+                attempt,
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                reason,
+            },
+            Event::Resumed { session_id, zero_rtt } => {
+                Record::Resumed { session: session_id, zero_rtt }
+            }
+            Event::NewSession { session_id, zero_rtt, reason } => Record::NewSession {
+                session: session_id,
+                zero_rtt,
+                code: reason.as_ref().map(|error| error.code.as_str()),
+                message: reason.map(|error| error.message),
+            },
+            Event::RejoinFailed { room, error } => {
+                Record::RejoinFailed { room, code: error.code.as_str(), message: error.message }
+            }
             Event::Disconnected { reason, code } => {
                 Record::Disconnected { reason, code: code.map(|code| code.as_str()) }
             }
@@ -181,7 +214,31 @@ impl Record {
                 "requested" => format!("left {room}"),
                 reason => format!("left {room} ({reason})"),
             },
+            Record::Gap { room, from, to } if from == to => {
+                format!("[{room}] * missed message #{from}")
+            }
+            Record::Gap { room, from, to } => {
+                format!("[{room}] * missed messages #{from} to #{to}")
+            }
             Record::GoingAway { reason } => format!("server going away: {reason}"),
+            Record::Reconnecting { attempt, delay_ms, reason } => {
+                format!("reconnecting (attempt {attempt}) in {delay_ms} ms: {reason}")
+            }
+            Record::Resumed { session, zero_rtt } => {
+                format!("reconnected: session {session} resumed{}", zero_rtt_note(*zero_rtt))
+            }
+            Record::NewSession { session, zero_rtt, code, .. } => format!(
+                "reconnected with a new session {session} (previous one {}){}",
+                match code {
+                    Some("session_expired") => "expired".to_owned(),
+                    Some(code) => format!("refused: {code}"),
+                    None => "not resumed".to_owned(),
+                },
+                zero_rtt_note(*zero_rtt)
+            ),
+            Record::RejoinFailed { room, code, message } => {
+                format!("could not rejoin {room}: {code}: {message}")
+            }
             Record::Disconnected { reason, .. } => format!("disconnected: {reason}"),
         }
     }
@@ -193,6 +250,10 @@ fn leave_reason(reason: LeaveReason) -> &'static str {
         LeaveReason::Kicked => "kicked",
         LeaveReason::ServerShutdown => "server_shutdown",
     }
+}
+
+fn zero_rtt_note(zero_rtt: bool) -> &'static str {
+    if zero_rtt { " (0-RTT)" } else { "" }
 }
 
 /// `1 member`, `2 members`.
@@ -243,7 +304,9 @@ impl Printer {
 
 #[cfg(test)]
 mod tests {
-    use chatroom_client::{CloseCode, Priority, PrivateMessage, Role, RoomMessage};
+    use chatroom_client::{
+        CloseCode, ErrorCode, ErrorFrame, Priority, PrivateMessage, Role, RoomMessage,
+    };
     use serde_json::{Value, json};
 
     use super::*;
@@ -410,6 +473,61 @@ mod tests {
         assert_eq!(
             json_of_event(Event::Disconnected { reason: "timeout".into(), code: None }),
             json!({"event": "disconnected", "reason": "timeout", "code": null})
+        );
+    }
+
+    #[test]
+    fn reconnection() {
+        assert_eq!(
+            json_of_event(Event::Gap { room: "r".into(), from: 4, to: 9 }),
+            json!({"event": "gap", "room": "r", "from": 4, "to": 9})
+        );
+        let event = Event::Reconnecting {
+            attempt: 3,
+            delay: std::time::Duration::from_millis(1500),
+            reason: "timed out".into(),
+        };
+        assert_eq!(
+            json_of_event(event.clone()),
+            json!({"event": "reconnecting", "attempt": 3, "delay_ms": 1500, "reason": "timed out"})
+        );
+        assert_eq!(
+            Record::from_event(event).unwrap().to_text(),
+            "reconnecting (attempt 3) in 1500 ms: timed out"
+        );
+        let resumed = Event::Resumed { session_id: "s1".into(), zero_rtt: true };
+        assert_eq!(
+            json_of_event(resumed.clone()),
+            json!({"event": "resumed", "session": "s1", "zero_rtt": true})
+        );
+        assert_eq!(
+            Record::from_event(resumed).unwrap().to_text(),
+            "reconnected: session s1 resumed (0-RTT)"
+        );
+        let expired = ErrorFrame::new(ErrorCode::SessionExpired, "gone");
+        let fresh =
+            Event::NewSession { session_id: "s2".into(), zero_rtt: false, reason: Some(expired) };
+        assert_eq!(
+            json_of_event(fresh.clone()),
+            json!({"event": "new_session", "session": "s2", "zero_rtt": false,
+                   "code": "session_expired", "message": "gone"})
+        );
+        assert_eq!(
+            Record::from_event(fresh).unwrap().to_text(),
+            "reconnected with a new session s2 (previous one expired)"
+        );
+        let banned = ErrorFrame::new(ErrorCode::Banned, "kicked");
+        assert_eq!(
+            json_of_event(Event::RejoinFailed { room: "r".into(), error: banned }),
+            json!({"event": "rejoin_failed", "room": "r", "code": "banned", "message": "kicked"})
+        );
+        assert_eq!(
+            Record::Gap { room: "r".into(), from: 2, to: 2 }.to_text(),
+            "[r] * missed message #2"
+        );
+        assert_eq!(
+            Record::Gap { room: "r".into(), from: 2, to: 5 }.to_text(),
+            "[r] * missed messages #2 to #5"
         );
     }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chatroom_client::{
-    Attributes, Client, ClientBuilder, ConnectError, ErrorCode, Event, Events, LeaveReason,
-    MemberInfo, RequestError,
+    Attributes, Client, ClientBuilder, ConnectError, DEFAULT_RECONNECT_INITIAL,
+    DEFAULT_RECONNECT_MAX, ErrorCode, Event, Events, LeaveReason, MemberInfo, RequestError,
 };
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -55,6 +55,8 @@ fn request_error(error: &RequestError) -> (&'static str, String) {
     match error {
         RequestError::Server(frame) => (frame.code.as_str(), frame.message.clone()),
         RequestError::Disconnected(_) => ("disconnected", error.to_string()),
+        RequestError::ConnectionLost(_) => ("connection_lost", error.to_string()),
+        RequestError::Timeout { .. } => ("timeout", error.to_string()),
         RequestError::TooLarge { .. } => ("too_large", error.to_string()),
         _ => ("client_error", error.to_string()),
     }
@@ -83,6 +85,20 @@ async fn connect(cli: &Cli) -> Result<(Client, Events), Fatal> {
     }
     if let Some(token) = &cli.token {
         builder = builder.token(token);
+    }
+    if let Some(timeout) = cli.connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(timeout) = cli.idle_timeout {
+        builder = builder.idle_timeout(timeout);
+    }
+    if let Some(interval) = cli.keep_alive {
+        builder = builder.keep_alive(interval);
+    }
+    if cli.reconnect_initial.is_some() || cli.reconnect_max.is_some() {
+        let initial = cli.reconnect_initial.unwrap_or(DEFAULT_RECONNECT_INITIAL);
+        let max = cli.reconnect_max.unwrap_or(DEFAULT_RECONNECT_MAX).max(initial);
+        builder = builder.reconnect_backoff(initial, max);
     }
     builder.connect().await.map_err(|error| {
         let fatal = Fatal::from(error);
@@ -205,13 +221,15 @@ async fn join(
     }
 }
 
-/// Prints an event of `join`; returns the exit status when it ends the session.
+/// Prints an event of `join`; returns the exit status when it ends the session. A lost
+/// connection does not: the client reconnects by itself and the events say so.
 fn show(event: Event, room: &str, printer: Printer) -> Option<ExitCode> {
     let status = match &event {
         Event::Left { room: left, reason } if left == room => Some(match reason {
             LeaveReason::Requested => ExitCode::SUCCESS,
             _ => ExitCode::FAILURE,
         }),
+        Event::RejoinFailed { room: failed, .. } if failed == room => Some(ExitCode::FAILURE),
         Event::Disconnected { .. } => Some(ExitCode::FAILURE),
         _ => None,
     };
