@@ -293,3 +293,45 @@ impl RawPeer {
         }
     }
 }
+
+impl TestServer {
+    /// A builder for a client of this server that connects through `via` (a proxy in front of
+    /// it, e.g. [`proxy`]) instead of directly.
+    pub fn client_via(&self, via: SocketAddr, user: &str) -> ClientBuilder {
+        ClientBuilder::new(via.to_string()).ca_der(self.cert.clone()).user(user)
+    }
+
+    /// Stops this server and starts a new one with `config` on the same address and with the
+    /// same certificate, as a restarted server process would be: clients that trusted the old
+    /// one trust the new one, and nothing of the old one's state survives.
+    pub async fn restart(self, config: ServerConfig) -> TestServer {
+        let (addr, cert, cert_pem) = (self.addr, self.cert.clone(), self.cert_pem.clone());
+        self.stop().await;
+        let dir = cert_pem.parent().expect("the certificate lives in a directory").to_owned();
+        let (identity, _) = TlsIdentity::dev_identity(&dir).expect("the same certificate");
+        let config = ServerConfig { listen: addr, ..config };
+        // The old endpoint's socket closes once its last connection handle is gone.
+        let server = within("the old server's port to be free", async {
+            loop {
+                match Server::bind(config.clone(), &identity) {
+                    Ok(server) => return server,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await;
+        let stop = server.shutdown_handle();
+        let tls_reloader = server.tls_reloader();
+        let task = tokio::spawn(server.run());
+        TestServer { addr, cert, cert_pem, tls_reloader, stop, task }
+    }
+}
+
+/// A netsim proxy (a perfect link until told otherwise) in front of `server`, on loopback.
+pub async fn proxy(server: &TestServer) -> chatroom_netsim::proxy::ProxyHandle {
+    let config = chatroom_netsim::proxy::ProxyConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        server.addr,
+    );
+    chatroom_netsim::proxy::Proxy::start(config).await.expect("start the netsim proxy")
+}
