@@ -459,6 +459,7 @@ pub fn summary_table(reports: &[Report]) -> String {
         "migr",
         "recov50",
         "recovmax",
+        "unrec",
         "result",
     ];
     let mut rows: Vec<Vec<String>> = vec![headers.iter().map(|h| (*h).to_owned()).collect()];
@@ -483,6 +484,7 @@ pub fn summary_table(reports: &[Report]) -> String {
             format!("{}/{}", r.migrations, r.rebinds),
             format!("{:.0}", r.recovery_ms.p50),
             format!("{:.0}", r.recovery_ms.max),
+            r.recovery_ms.unrecovered.to_string(),
             result,
         ]);
     }

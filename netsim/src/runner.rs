@@ -127,7 +127,11 @@ impl RunContext {
             .agent(concat!("chatroom-netsim/", env!("CARGO_PKG_VERSION")))
             .idle_timeout(self.settings.idle_timeout)
             .keep_alive(self.settings.keep_alive)
-            .connect_timeout(self.settings.connect_timeout);
+            .connect_timeout(self.settings.connect_timeout)
+            .reconnect(self.settings.reconnect)
+            .reconnect_backoff(self.settings.reconnect_initial, self.settings.reconnect_max)
+            .request_timeout(self.settings.request_timeout)
+            .path_probe_after(Some(self.settings.path_probe_after).filter(|d| !d.is_zero()));
         match &self.trust {
             Trust::Der(cert) => builder.ca_der(cert.clone()),
             Trust::Pem(path) => builder.ca_pem_file(path.clone()),

@@ -147,26 +147,45 @@ fn default_drain() -> Duration {
     DEFAULT_DRAIN
 }
 
-/// Settings shared by every client of a scenario.
+/// Settings shared by every client of a scenario: the client library's knobs, and what the
+/// runner does when a client ends. Every default is the library's own.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientSettings {
     /// QUIC idle timeout of the clients (the connection's is the smaller of the client's and
-    /// the server's). Default the client library's, 30 s.
+    /// the server's). Default 30 s.
     #[serde(with = "serde_duration")]
     pub idle_timeout: Duration,
-    /// Keep-alive interval. Default the client library's, 10 s.
+    /// Keep-alive interval. Default 5 s.
     #[serde(with = "serde_duration")]
     pub keep_alive: Duration,
-    /// How long one connection attempt may take. Default the client library's, 10 s.
+    /// How long one connection attempt may take. Default 10 s.
     #[serde(with = "serde_duration")]
     pub connect_timeout: Duration,
-    /// When a client's connection ends for good (the library gives up, or, today, whenever it
-    /// ends), connect a new client and rejoin its rooms, as an application would. Default true.
+    /// The library's automatic reconnection (and session resumption) when a connection is
+    /// lost. Default true; false makes a lost connection end the client.
     pub reconnect: bool,
-    /// Pause before such a reconnection and between failed attempts. Default 1 s.
+    /// First delay of the library's reconnection back-off. Default 100 ms.
     #[serde(with = "serde_duration")]
-    pub reconnect_delay: Duration,
+    pub reconnect_initial: Duration,
+    /// Longest delay of the library's reconnection back-off. Default 10 s.
+    #[serde(with = "serde_duration")]
+    pub reconnect_max: Duration,
+    /// How long a request (a send, a join) may wait for its answer, reconnections included.
+    /// Default 30 s.
+    #[serde(with = "serde_duration")]
+    pub request_timeout: Duration,
+    /// Silence after which the library probes the path from a fresh port; `"0s"` turns path
+    /// probing off. Default 3 s.
+    #[serde(with = "serde_duration")]
+    pub path_probe_after: Duration,
+    /// When a client ends for good (its first connection failed, or the library gave up or
+    /// was told not to reconnect), the runner connects a new client and rejoins its rooms, as
+    /// an application would. Default true.
+    pub app_reconnect: bool,
+    /// Pause before such a new client, and between its failed attempts. Default 1 s.
+    #[serde(with = "serde_duration")]
+    pub app_reconnect_delay: Duration,
 }
 
 impl Default for ClientSettings {
@@ -176,7 +195,12 @@ impl Default for ClientSettings {
             keep_alive: chatroom_client::DEFAULT_KEEP_ALIVE,
             connect_timeout: chatroom_client::DEFAULT_CONNECT_TIMEOUT,
             reconnect: true,
-            reconnect_delay: Duration::from_secs(1),
+            reconnect_initial: chatroom_client::DEFAULT_RECONNECT_INITIAL,
+            reconnect_max: chatroom_client::DEFAULT_RECONNECT_MAX,
+            request_timeout: chatroom_client::DEFAULT_REQUEST_TIMEOUT,
+            path_probe_after: chatroom_client::DEFAULT_PATH_PROBE_AFTER,
+            app_reconnect: true,
+            app_reconnect_delay: Duration::from_secs(1),
         }
     }
 }
@@ -450,6 +474,9 @@ impl Scenario {
         if self.client.keep_alive >= self.client.idle_timeout {
             return Err(invalid("[client] keep_alive must be shorter than idle_timeout".into()));
         }
+        if self.client.reconnect_initial > self.client.reconnect_max {
+            return Err(invalid("[client] reconnect_initial must be at most reconnect_max".into()));
+        }
         if self.clients.is_empty() {
             return Err(invalid("no [[clients]]".into()));
         }
@@ -621,7 +648,8 @@ mod tests {
         assert_eq!(server.idle_timeout, Duration::from_secs(5));
         assert_eq!(server.resume_window, ServerConfig::default().resume_window);
         assert_eq!(s.client.idle_timeout, Duration::from_secs(5));
-        assert!(s.client.reconnect);
+        assert!(s.client.reconnect && s.client.app_reconnect);
+        assert_eq!(s.client.path_probe_after, chatroom_client::DEFAULT_PATH_PROBE_AFTER);
         let lte = &s.links["lte"];
         assert_eq!(lte.up.rate_kbps, Some(4000));
         assert!((lte.down.loss - 0.02).abs() < 1e-12);

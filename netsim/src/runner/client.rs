@@ -1,6 +1,7 @@
 //! One client of a run: connect through its proxy, join its rooms, read its events into the
-//! ledger, send at its rate, and, when the connection ends for good, connect again and rejoin
-//! as an application would (the client library decides what "for good" means: today, any end).
+//! ledger, send at its rate. The client library replaces lost connections by itself; when it
+//! gives up (or fails its first connection), the runner connects again and rejoins, as an
+//! application would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,7 +60,7 @@ pub(super) async fn run(ctx: Arc<RunContext>, plan: ClientPlan, target: SocketAd
             _ = &mut reader => {
                 live_tx.send_replace(None);
                 last = None;
-                if !ctx.settings.reconnect {
+                if !ctx.settings.app_reconnect {
                     break;
                 }
                 wait_to_reconnect(&ctx, stay_until).await;
@@ -114,7 +115,7 @@ async fn connect(
 }
 
 async fn wait_to_reconnect(ctx: &RunContext, until: Instant) {
-    sleep_until((Instant::now() + ctx.settings.reconnect_delay).min(until)).await;
+    sleep_until((Instant::now() + ctx.settings.app_reconnect_delay).min(until)).await;
 }
 
 /// Joins every room of the plan; false if the connection failed meanwhile.
@@ -140,11 +141,15 @@ async fn leave_all(ctx: &RunContext, plan: &ClientPlan, client: Option<&Client>)
     }
 }
 
-/// Records the events of one connection until it ends.
-async fn read(ctx: Arc<RunContext>, index: usize, mut events: Events, connection: u32) {
+/// Records the events of one client until it is done. The library replaces lost connections
+/// itself ([`Event::Reconnecting`], then [`Event::Resumed`] or [`Event::NewSession`]); each
+/// replacement is a new connection number, so that a rebind followed by a reconnection is not
+/// taken for a migration.
+async fn read(ctx: Arc<RunContext>, index: usize, mut events: Events, first_connection: u32) {
     let scenario_room = |server_room: &str| {
         ctx.room_names.iter().find(|(_, s)| s.as_str() == server_room).map(|(r, _)| r.clone())
     };
+    let mut connection = first_connection;
     while let Some(event) = events.next().await {
         let at = ctx.now();
         match event {
@@ -164,6 +169,27 @@ async fn read(ctx: Arc<RunContext>, index: usize, mut events: Events, connection
                 if let Some(room) = scenario_room(&room) {
                     ctx.ledger().gap(index, &room, from, to);
                 }
+            }
+            Event::Reconnecting { attempt, reason, .. } => {
+                tracing::debug!(client = index, attempt, %reason, "reconnecting");
+                let mut ledger = ctx.ledger();
+                if attempt <= 1 {
+                    ledger.disconnected(index, at);
+                } else {
+                    // The previous attempt failed.
+                    ledger.connect_failed();
+                }
+            }
+            Event::Resumed { .. } => {
+                connection = ctx.ledger().connected(index, at, None, true);
+            }
+            Event::NewSession { reason, .. } => {
+                tracing::debug!(client = index, ?reason, "fresh session after reconnecting");
+                connection = ctx.ledger().connected(index, at, None, false);
+            }
+            Event::RejoinFailed { room, error } => {
+                // The room stays owed: the user never chose to leave it.
+                tracing::warn!(client = index, %room, %error, "could not rejoin after reconnecting");
             }
             Event::Disconnected { reason, .. } => {
                 tracing::debug!(client = index, %reason, "disconnected");
