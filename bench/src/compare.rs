@@ -22,6 +22,8 @@ pub struct Figures {
     pub server_cpu_cores: f64,
     /// Bench cores busy at that point.
     pub bench_cpu_cores: f64,
+    /// Cores busy with other processes at that point: the figures are disturbed unless ~0.
+    pub other_busy_cores: f64,
     /// Server peak resident memory (0 if unknown).
     pub server_peak_rss_kib: f64,
     /// Owed deliveries lost or reported as gaps at that point.
@@ -62,6 +64,7 @@ pub fn figures(report: &Value) -> Figures {
         p99_ms: num(&phase["latency_ms"], "p99"),
         server_cpu_cores: num(&phase, "server_cpu_cores"),
         bench_cpu_cores: num(&phase, "bench_cpu_cores"),
+        other_busy_cores: num(&phase, "other_busy_cores"),
         server_peak_rss_kib: num(&phase, "server_peak_rss_kib"),
         missed: num(&phase, "lost") + num(&phase, "gaps"),
     }
@@ -74,13 +77,14 @@ fn num(value: &Value, key: &str) -> f64 {
 /// The table: one row per figure, one column per report, then `chatroom / other` ratios.
 pub fn table(columns: &[(String, Figures)]) -> String {
     type Row = (&'static str, fn(&Figures) -> f64, &'static str);
-    let rows: [Row; 8] = [
+    let rows: [Row; 9] = [
         ("deliveries/s", |f| f.deliveries_per_s, "higher is better"),
         ("  at msg/s", |f| f.rate, ""),
         ("  p50 ms", |f| f.p50_ms, "lower is better"),
         ("  p99 ms", |f| f.p99_ms, "lower is better"),
         ("  server cores", |f| f.server_cpu_cores, ""),
         ("  bench cores", |f| f.bench_cpu_cores, ""),
+        ("  other cores", |f| f.other_busy_cores, "disturbed unless ~0"),
         ("  missed", |f| f.missed, ""),
         ("server peak RSS KiB", |f| f.server_peak_rss_kib, "lower is better"),
     ];

@@ -54,6 +54,8 @@ pub struct Shared {
     pub send_end_us: AtomicU64,
     /// Messages of the current phase received, by all members.
     pub arrivals: AtomicU64,
+    /// Tagged messages of any phase received: stragglers of an earlier phase too.
+    pub any_arrivals: AtomicU64,
     /// Deliveries owed for the current phase's accepted messages: each message once per
     /// member of its room.
     pub expected: AtomicU64,
@@ -66,6 +68,7 @@ impl Shared {
             start: Instant::now(),
             send_end_us: AtomicU64::new(u64::MAX),
             arrivals: AtomicU64::new(0),
+            any_arrivals: AtomicU64::new(0),
             expected: AtomicU64::new(0),
         }
     }
@@ -134,6 +137,7 @@ impl Reader {
             self.tally.corrupt += 1;
             return;
         };
+        self.shared.any_arrivals.fetch_add(1, Ordering::Relaxed);
         if tag_phase(tag.id) != self.phase {
             return;
         }

@@ -49,6 +49,50 @@ impl ProcWatch {
     }
 }
 
+/// Machine-wide counters: what every process together used, and UDP datagrams the kernel
+/// dropped because a socket's receive buffer was full (on loopback, the only way a datagram is
+/// lost, and a cause of QUIC loss recovery and latency spikes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineSample {
+    /// CPU time of every core that was not idle, in seconds.
+    pub busy_s: f64,
+    /// `Udp: RcvbufErrors` of `/proc/net/snmp`.
+    pub udp_rcvbuf_errors: u64,
+}
+
+impl MachineSample {
+    /// The counters now; zeros where they cannot be read.
+    pub fn now() -> Self {
+        let busy_s = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| machine_busy_ticks(&stat))
+            .map_or(0.0, |ticks| ticks as f64 / clock_ticks_per_second());
+        let udp_rcvbuf_errors = std::fs::read_to_string("/proc/net/snmp")
+            .ok()
+            .and_then(|snmp| snmp_counter(&snmp, "Udp:", "RcvbufErrors"))
+            .unwrap_or(0);
+        Self { busy_s, udp_rcvbuf_errors }
+    }
+}
+
+/// Non-idle ticks of all cores, from the `cpu` line of `/proc/stat`: everything but `idle`
+/// and `iowait` (guest time is already inside `user`).
+fn machine_busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let fields: Vec<u64> = line.split_whitespace().skip(1).map_while(|f| f.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    Some(total - fields.get(3)? - fields.get(4).copied().unwrap_or(0))
+}
+
+/// A counter of `/proc/net/snmp`, whose protocols each have a line of names and one of values.
+fn snmp_counter(snmp: &str, protocol: &str, name: &str) -> Option<u64> {
+    let mut lines = snmp.lines().filter(|line| line.starts_with(protocol));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let index = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
 /// `utime + stime` of a `/proc/PID/stat` line, in seconds.
 fn cpu_seconds(stat: &str) -> Option<f64> {
     // The command name (field 2) is in parentheses and may hold spaces; fields are counted
@@ -102,6 +146,16 @@ mod tests {
         assert_eq!(status_kib(status, "VmHWM:"), Some(20480));
         assert_eq!(status_kib(status, "VmRSS:"), Some(10240));
         assert_eq!(status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn parses_machine_counters() {
+        let stat = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 50 2 25 500 10 0 1 1 0 0\n";
+        assert_eq!(machine_busy_ticks(stat), Some(100 + 5 + 50 + 1 + 2 + 3));
+        let snmp = "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+                    Udp: 471151 846 45914 517928 45914 0\n";
+        assert_eq!(snmp_counter(snmp, "Udp:", "RcvbufErrors"), Some(45914));
+        assert_eq!(snmp_counter(snmp, "Udp:", "Nothing"), None);
     }
 
     #[test]

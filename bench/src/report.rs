@@ -53,6 +53,13 @@ pub struct PhaseReport {
     pub bench_cpu_s: f64,
     /// `bench_cpu_s` over the phase's wall time.
     pub bench_cpu_cores: f64,
+    /// Cores busy on the whole machine during the phase.
+    pub machine_busy_cores: f64,
+    /// Cores busy with neither the server nor the bench (builds, other tests): when this is
+    /// not near zero, the figures are disturbed.
+    pub other_busy_cores: f64,
+    /// UDP datagrams the kernel dropped machine-wide for want of socket receive buffer.
+    pub udp_rcvbuf_errors: u64,
     /// The phase's wall time: sending plus drain.
     pub wall_s: f64,
     /// Whether p99 < 200 ms and at least 95 % of the offered deliveries arrived in time.

@@ -31,7 +31,7 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use crate::chatroom::ChatroomConnector;
 use crate::member::{Control, ErrorCounts, Publisher, Reader, Shared, Tally, count_error, tag_id};
 use crate::nats::NatsConnector;
-use crate::procfs::{ProcSample, ProcWatch};
+use crate::procfs::{MachineSample, ProcSample, ProcWatch};
 use crate::report::{PhaseReport, round3};
 use crate::target::Target;
 
@@ -44,6 +44,13 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// How long readers get to hand over their tallies.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a phase, the next starts only once no message has arrived for this long, so that an
+/// overloaded phase's backlog does not weigh on the next.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// The longest wait for that quiet.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long closing every member may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -290,6 +297,7 @@ impl Session {
         shared.expected.store(0, Ordering::Relaxed);
         let server_before = self.watch.as_ref().map(ProcWatch::sample);
         let bench_before = self.bench.sample();
+        let machine_before = MachineSample::now();
         let began = Instant::now();
         let start = began + Duration::from_millis(10);
         let end = start + duration;
@@ -362,6 +370,7 @@ impl Session {
         let wall = began.elapsed();
         let server_after = self.watch.as_ref().map(ProcWatch::sample);
         let bench_after = self.bench.sample();
+        let machine_after = MachineSample::now();
 
         let tally = self.collect(phase).await;
         let mut errors = sent.errors.clone();
@@ -379,6 +388,7 @@ impl Session {
         let latency = Percentiles::of(&tally.latencies);
         let cpu = |before: ProcSample, after: ProcSample| after.cpu_s - before.cpu_s;
         let server_cpu = server_before.zip(server_after).map(|(b, a)| cpu(b, a));
+        let machine_busy = machine_after.busy_s - machine_before.busy_s;
         let mut report = PhaseReport {
             rate,
             duration_s: duration.as_secs_f64(),
@@ -398,12 +408,22 @@ impl Session {
             server_peak_rss_kib: server_after.map(|s| s.peak_rss_kib),
             bench_cpu_s: round3(cpu(bench_before, bench_after)),
             bench_cpu_cores: round3(cpu(bench_before, bench_after) / wall.as_secs_f64()),
+            machine_busy_cores: round3(machine_busy / wall.as_secs_f64()),
+            other_busy_cores: round3(
+                (machine_busy - server_cpu.unwrap_or(0.0) - cpu(bench_before, bench_after))
+                    .max(0.0)
+                    / wall.as_secs_f64(),
+            ),
+            udp_rcvbuf_errors: machine_after
+                .udp_rcvbuf_errors
+                .saturating_sub(machine_before.udp_rcvbuf_errors),
             wall_s: round3(wall.as_secs_f64()),
             sustained: false,
             errors: errors.values().sum(),
             error_kinds: errors,
         };
         report.sustained = report.meets_criterion();
+        self.wait_for_quiet().await;
         if self.plan.progress {
             eprintln!(
                 "  phase {phase}: achieved {:.0}/{:.0} deliveries/s, p50 {} ms, p99 {} ms, lost {}, gaps {}{}",
@@ -417,6 +437,20 @@ impl Session {
             );
         }
         report
+    }
+
+    /// Waits until messages stop arriving (bounded by [`QUIET_TIMEOUT`]).
+    async fn wait_for_quiet(&self) {
+        let deadline = Instant::now() + QUIET_TIMEOUT;
+        let mut seen = self.shared.any_arrivals.load(Ordering::Relaxed);
+        while Instant::now() < deadline {
+            tokio::time::sleep(QUIET).await;
+            let now = self.shared.any_arrivals.load(Ordering::Relaxed);
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
     }
 
     /// Asks every reader for its tally of `phase` and adds them up.
