@@ -398,7 +398,11 @@ impl ClientBuilder {
             .keep_alive_interval(Some(self.keep_alive))
             // The server opens no bidirectional streams; it opens one unidirectional per room.
             .max_concurrent_bidi_streams(VarInt::from_u32(0))
-            .max_concurrent_uni_streams(VarInt::from_u32(MAX_ROOM_STREAMS));
+            .max_concurrent_uni_streams(VarInt::from_u32(MAX_ROOM_STREAMS))
+            // Per room: well below the server's send window (128 KiB by default), so that a room
+            // whose events this client does not read holds only part of it and the other
+            // rooms keep flowing; ample for chat even at satellite round trips.
+            .stream_receive_window(VarInt::from_u32(64 * 1024));
         Ok(transport)
     }
 }
