@@ -420,6 +420,67 @@ async fn a_network_change_on_a_dead_path_reconnects_without_waiting_for_the_idle
     server.stop().await;
 }
 
+#[tokio::test]
+async fn the_cli_stays_in_the_room_across_a_lost_connection() {
+    use std::process::Stdio;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let server = TestServer::start_with(quick_server()).await;
+    let proxy = proxy(&server).await;
+    let (bob, _bob_events) = server.connect("bob").await;
+    bob.create_room(Some("plaza")).await.unwrap();
+    bob.join("plaza").await.unwrap();
+    let mut child = tokio::process::Command::new(chatroom_tests::cli_binary())
+        .args(["--json", "--server", &proxy.local_addr().to_string(), "--ca"])
+        .arg(&server.cert_pem)
+        .args(["--user", "alice", "--idle-timeout", "1s", "--keep-alive", "300ms"])
+        .args([
+            "--connect-timeout",
+            "1s",
+            "--reconnect-initial",
+            "50ms",
+            "--reconnect-max",
+            "250ms",
+        ])
+        .args(["join", "plaza"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn chatroom join");
+    let stdin = child.stdin.take();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut event = async |name: &str| -> serde_json::Value {
+        within(&format!("a {name} event"), async {
+            loop {
+                let line = lines.next_line().await.unwrap().expect("the CLI goes on");
+                let value: serde_json::Value = serde_json::from_str(&line).expect("JSON lines");
+                if value["event"] == name {
+                    return value;
+                }
+                assert_ne!(value["event"], "disconnected", "{line}");
+            }
+        })
+        .await
+    };
+    event("joined").await;
+    proxy.set_down(true);
+    let reconnecting = event("reconnecting").await;
+    assert_eq!(reconnecting["attempt"], 1);
+    assert!(reconnecting["delay_ms"].as_u64().is_some_and(|ms| ms <= 50), "{reconnecting}");
+    proxy.set_down(false);
+    let resumed = event("resumed").await;
+    assert_eq!(resumed["zero_rtt"], true);
+    bob.send("plaza", "still there?").await.unwrap();
+    assert_eq!(event("message").await["text"], "still there?");
+    drop(stdin);
+    let status = within("the CLI to exit", child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    server.stop().await;
+}
+
 /// How long after a blackout ends traffic flows again, with and without path probing: a
 /// measurement, not a test (`cargo test -p chatroom-tests --test resume -- --ignored
 /// --nocapture`). Default server and client settings, so the connection outlives the

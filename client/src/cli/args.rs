@@ -252,6 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn the_help_states_the_library_defaults() {
+        use chatroom_client::{
+            DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE,
+            DEFAULT_RECONNECT_INITIAL, DEFAULT_RECONNECT_MAX,
+        };
+        let help = Cli::command().render_long_help().to_string();
+        for (flag, default) in [
+            ("--connect-timeout", DEFAULT_CONNECT_TIMEOUT),
+            ("--idle-timeout", DEFAULT_IDLE_TIMEOUT),
+            ("--keep-alive", DEFAULT_KEEP_ALIVE),
+            ("--reconnect-initial", DEFAULT_RECONNECT_INITIAL),
+            ("--reconnect-max", DEFAULT_RECONNECT_MAX),
+        ] {
+            let text = match default.subsec_millis() {
+                0 => format!("[default: {}s]", default.as_secs()),
+                _ => format!("[default: {}ms]", default.as_millis()),
+            };
+            let line = help.split(flag).nth(1).unwrap_or_default();
+            let line = line.split("\n\n").next().unwrap_or_default().replace('\n', " ");
+            let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(line.contains(&text), "{flag}: {line:?} should say {text}");
+        }
+    }
+
+    #[test]
     fn timeouts() {
         let cli = parse(&[
             "chatroom",
