@@ -76,7 +76,7 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for a scenario.
-    #[error("invalid scenario {name}: {source}")]
+    #[error("invalid scenario {name}")]
     Parse {
         /// The scenario (its file name).
         name: String,
@@ -85,7 +85,7 @@ pub enum ScenarioError {
         source: toml::de::Error,
     },
     /// A link is out of range.
-    #[error("scenario {name}: link {link}: {source}")]
+    #[error("scenario {name}: invalid link {link}")]
     Link {
         /// The scenario.
         name: String,

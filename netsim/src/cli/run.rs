@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use chatroom_netsim::report::{Report, summary_table};
 use chatroom_netsim::runner::{ExternalServer, RunOptions};
 use chatroom_netsim::scenario::Scenario;
@@ -50,7 +49,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for file in &args.files {
         match Scenario::from_file(file) {
             Ok(scenario) => scenarios.push(scenario),
-            Err(error) => bail!("{}", chain(&error)),
+            Err(error) => {
+                eprintln!("netsim run: {}", chain(&error));
+                return Ok(ExitCode::from(COULD_NOT_RUN));
+            }
         }
     }
     let server = match (args.server, args.ca) {
