@@ -225,3 +225,58 @@ async fn a_stalled_room_does_not_delay_another() {
     assert!(delivered > 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn floods_of_joins_and_streams_do_not_disturb_an_honest_room() {
+    let server = TestServer::start().await;
+    let ((alice, _a), (_bob, mut bob_events)) = honest_pair(&server, "lobby").await;
+    for room in ["flood-a", "flood-b"] {
+        alice.create_room(Some(room)).await.unwrap();
+    }
+
+    // A raw peer fires 2 000 join requests without waiting for answers: to rooms that do not
+    // exist, to the same room again and again, and to bad ids.
+    let mut flooder = RawPeer::connect(&server).await;
+    assert!(matches!(flooder.hello("flooder").await, ServerFrame::Welcome(_)));
+    let mut burst = BytesMut::new();
+    for id in 0..2000u64 {
+        let room = match id % 4 {
+            0 => format!("missing-{id}"),
+            1 => "flood-a".to_string(),
+            2 => "flood-b".to_string(),
+            _ => "bad id".to_string(),
+        };
+        let frame = ClientFrame::Request(Request { id, body: RequestBody::Join { room } });
+        chatroom_protocol::encode_into(&frame, &mut burst).unwrap();
+    }
+    flooder.write(&burst).await;
+    // And tries to open a thousand streams, none of which the server grants.
+    for _ in 0..1000 {
+        let opened = tokio::time::timeout(std::time::Duration::ZERO, flooder.conn.open_uni()).await;
+        assert!(opened.is_err(), "a unidirectional stream was granted");
+    }
+    // Meanwhile the honest room goes on.
+    still_chatting(&alice, &mut bob_events, "lobby").await;
+
+    // Every join got its answer, in order: the two real rooms once each, the rest refused.
+    let mut codes = std::collections::BTreeMap::new();
+    for id in 0..2000u64 {
+        match within("a join answer", flooder.read_frame()).await {
+            Some(ServerFrame::Response(response)) => {
+                assert_eq!(response.id, id);
+                let key = match response.result {
+                    Ok(_) => "joined".to_string(),
+                    Err(e) => e.code.as_str().to_string(),
+                };
+                *codes.entry(key).or_insert(0) += 1;
+            }
+            other => panic!("expected the answer to join {id}, got {other:?}"),
+        }
+    }
+    assert_eq!(codes.get("joined"), Some(&2), "{codes:?}");
+    assert_eq!(codes.get("room_not_found"), Some(&500), "{codes:?}");
+    assert_eq!(codes.get("already_joined"), Some(&998), "{codes:?}");
+    assert_eq!(codes.get("bad_request"), Some(&500), "{codes:?}");
+    still_chatting(&alice, &mut bob_events, "lobby").await;
+    server.stop().await;
+}
