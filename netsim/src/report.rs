@@ -388,21 +388,7 @@ fn round(value: f64) -> f64 {
 }
 
 fn describe_direction(d: &DirectionStats) -> String {
-    format!(
-        "packets {} passed {} dropped {} (random {}, burst {}, blackout {}, queue {}) \
-         duplicated {} reordered {} corrupted {} queued {}",
-        d.packets_in,
-        d.passed,
-        d.dropped(),
-        d.dropped_random,
-        d.dropped_burst,
-        d.dropped_blackout,
-        d.dropped_queue,
-        d.duplicated,
-        d.reordered,
-        d.corrupted,
-        d.queued
-    )
+    format!("packets {} {}", d.packets_in, d.counters_line())
 }
 
 /// Every proxy's counters added up: per direction, the deepest queue is the deepest of any.

@@ -201,20 +201,10 @@ fn describe(imp: &Impairment) -> String {
 fn format_stats(stats: &ProxyStats, elapsed: Duration) -> String {
     let line = |name: &str, d: &DirectionStats| {
         format!(
-            "[{:>7.1}s] {name:<4} in {} passed {} dropped {} (random {}, burst {}, blackout {}, \
-             queue {}) duplicated {} reordered {} corrupted {} queued {} (max depth {})\n",
+            "[{:>7.1}s] {name:<4} in {} {} (max depth {})\n",
             elapsed.as_secs_f64(),
             d.packets_in,
-            d.passed,
-            d.dropped(),
-            d.dropped_random,
-            d.dropped_burst,
-            d.dropped_blackout,
-            d.dropped_queue,
-            d.duplicated,
-            d.reordered,
-            d.corrupted,
-            d.queued,
+            d.counters_line(),
             d.max_queue_depth,
         )
     };

@@ -41,6 +41,25 @@ pub struct DirectionStats {
 }
 
 impl DirectionStats {
+    /// The counters as one line of text (`passed N dropped N (random N, …) … queued N`), shared
+    /// by the proxy's periodic output and the run report.
+    pub fn counters_line(&self) -> String {
+        format!(
+            "passed {} dropped {} (random {}, burst {}, blackout {}, queue {}) duplicated {} \
+             reordered {} corrupted {} queued {}",
+            self.passed,
+            self.dropped(),
+            self.dropped_random,
+            self.dropped_burst,
+            self.dropped_blackout,
+            self.dropped_queue,
+            self.duplicated,
+            self.reordered,
+            self.corrupted,
+            self.queued
+        )
+    }
+
     /// Packets dropped, for every reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_random + self.dropped_burst + self.dropped_blackout + self.dropped_queue
