@@ -18,6 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls_platform_verifier::BuilderVerifierExt;
 
 use crate::client::Client;
+use crate::congestion::FloorCubicConfig;
 use crate::connector::{Connector, Identity};
 use crate::error::ConnectError;
 use crate::event::Events;
@@ -97,6 +98,13 @@ pub const DEFAULT_PATH_PROBE_AFTER: Duration = Duration::from_secs(3);
 /// fresh UDP port.
 pub const DEFAULT_PATH_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The default [`ClientBuilder::min_send_window`]: 32 KiB.
+///
+/// About a hundred chat messages: more than a person sends during the longest tunnel the
+/// client rides out without reconnecting, plus keep-alives and probes, so that the packet that
+/// tells the server the path is back never waits behind a collapsed window.
+pub const DEFAULT_MIN_SEND_WINDOW: u64 = 32 * 1024;
+
 /// The default [`ClientBuilder::network_change_timeout`]: 2 s.
 ///
 /// After [`Client::network_changed`], the old connection gets this long to answer on the new
@@ -138,6 +146,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     idle_timeout: Duration,
     keep_alive: Duration,
+    min_send_window: u64,
     event_capacity: usize,
     reconnect: bool,
     reconnect_initial: Duration,
@@ -162,6 +171,7 @@ impl ClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keep_alive: DEFAULT_KEEP_ALIVE,
+            min_send_window: DEFAULT_MIN_SEND_WINDOW,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             reconnect: true,
             reconnect_initial: DEFAULT_RECONNECT_INITIAL,
@@ -303,6 +313,16 @@ impl ClientBuilder {
         self
     }
 
+    /// The smallest the client's QUIC send (congestion) window gets, in bytes: above it,
+    /// CUBIC as usual. After an outage the window would otherwise collapse to two packets,
+    /// already filled by what was sent during the outage, and the packets that revive the
+    /// path would wait for QUIC's backed-off probe timer. A chat client sends too little for
+    /// this to load any network. Default [`DEFAULT_MIN_SEND_WINDOW`].
+    pub fn min_send_window(mut self, bytes: u64) -> Self {
+        self.min_send_window = bytes;
+        self
+    }
+
     /// After [`Client::network_changed`], how long the connection gets to answer on the new
     /// path before the client reconnects instead. Default [`DEFAULT_NETWORK_CHANGE_TIMEOUT`].
     pub fn network_change_timeout(mut self, timeout: Duration) -> Self {
@@ -402,7 +422,8 @@ impl ClientBuilder {
             // Per room: well below the server's send window (128 KiB by default), so that a room
             // whose events this client does not read holds only part of it and the other
             // rooms keep flowing; ample for chat even at satellite round trips.
-            .stream_receive_window(VarInt::from_u32(64 * 1024));
+            .stream_receive_window(VarInt::from_u32(64 * 1024))
+            .congestion_controller_factory(Arc::new(FloorCubicConfig::new(self.min_send_window)));
         Ok(transport)
     }
 }

@@ -131,7 +131,8 @@ impl RunContext {
             .reconnect(self.settings.reconnect)
             .reconnect_backoff(self.settings.reconnect_initial, self.settings.reconnect_max)
             .request_timeout(self.settings.request_timeout)
-            .path_probe_after(Some(self.settings.path_probe_after).filter(|d| !d.is_zero()));
+            .path_probe_after(Some(self.settings.path_probe_after).filter(|d| !d.is_zero()))
+            .min_send_window(self.settings.min_send_window);
         match &self.trust {
             Trust::Der(cert) => builder.ca_der(cert.clone()),
             Trust::Pem(path) => builder.ca_pem_file(path.clone()),

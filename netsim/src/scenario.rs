@@ -179,6 +179,9 @@ pub struct ClientSettings {
     /// probing off. Default 3 s.
     #[serde(with = "serde_duration")]
     pub path_probe_after: Duration,
+    /// The smallest the library's QUIC send window gets, in bytes. Default 32 KiB; `0` gives
+    /// plain CUBIC, whose window collapses to two packets after an outage.
+    pub min_send_window: u64,
     /// When a client ends for good (its first connection failed, or the library gave up or
     /// was told not to reconnect), the runner connects a new client and rejoins its rooms, as
     /// an application would. Default true.
@@ -199,6 +202,7 @@ impl Default for ClientSettings {
             reconnect_max: chatroom_client::DEFAULT_RECONNECT_MAX,
             request_timeout: chatroom_client::DEFAULT_REQUEST_TIMEOUT,
             path_probe_after: chatroom_client::DEFAULT_PATH_PROBE_AFTER,
+            min_send_window: chatroom_client::DEFAULT_MIN_SEND_WINDOW,
             app_reconnect: true,
             app_reconnect_delay: Duration::from_secs(1),
         }
