@@ -10,6 +10,8 @@
 //! only read once the handshake has completed.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +24,7 @@ use chatroom_protocol::{
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::admission::Admitted;
+use crate::admission::{Admitted, Handshake};
 use crate::auth::{Authenticator, ConnectRequest, JoinRequest};
 use crate::config::ServerConfig;
 use crate::framed::{FrameReader, ReadFrameError};
@@ -82,55 +84,73 @@ fn bad_request(message: impl Into<String>) -> ErrorFrame {
 }
 
 /// Serves one incoming connection to its end.
-pub(crate) async fn handle_incoming(
+pub(crate) fn handle_incoming(
     incoming: quinn::Incoming,
     mut admitted: Admitted,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-) {
+) -> impl Future<Output = ()> + Send {
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let remote = incoming.remote_address();
-    let span = tracing::info_span!("conn", id = conn_id, %remote);
+    let span = tracing::info_span!("conn", id = conn_id, remote = %incoming.remote_address());
+    // The `Incoming` (the client's first packet and its decoding state) is large and needed
+    // only until the handshake: it lives in its own box, freed once the connection is accepted
+    // (see `Established`). The handshake counts as in progress until it completes.
+    let accepting = Box::pin(accept(incoming, admitted.take_handshake()));
     async move {
-        let connecting = match incoming.accept() {
-            Ok(connecting) => connecting,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot accept connection");
-                return;
-            }
-        };
-        // On the server, conversion to 0.5-RTT always succeeds: the Hello (possibly sent as
-        // 0-RTT data) is answered without waiting for the handshake to complete.
-        // `admitted` lives until the connection ends, keeping it counted against its address;
-        // the handshake counts as in progress until it completes.
-        let handshake = admitted.take_handshake();
-        let (conn, established) = match connecting.into_0rtt() {
-            Ok((conn, established)) => (conn, established),
-            Err(connecting) => match connecting.await {
-                Ok(conn) => {
-                    drop(handshake);
-                    let established = std::future::ready(true);
-                    return serve(conn, conn_id, shared, shutdown, established).await;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "handshake failed");
-                    return;
-                }
-            },
-        };
-        let established = async move {
-            let accepted = established.await;
-            drop(handshake);
-            accepted
-        };
+        // `admitted` lives until the connection ends, keeping it counted against its address.
+        let _admitted = admitted;
+        let Some((conn, established)) = accepting.await else { return };
         serve(conn, conn_id, shared, shutdown, established).await
     }
     .instrument(span)
-    .await
+}
+
+/// Accepts an incoming connection. On the server, conversion to 0.5-RTT always succeeds: the
+/// Hello (possibly sent as 0-RTT data) is answered without waiting for the handshake to
+/// complete; `handshake` is dropped when it has.
+async fn accept(
+    incoming: quinn::Incoming,
+    handshake: Option<Handshake>,
+) -> Option<(quinn::Connection, Established)> {
+    let connecting = match incoming.accept() {
+        Ok(connecting) => connecting,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot accept connection");
+            return None;
+        }
+    };
+    match connecting.into_0rtt() {
+        Ok((conn, established)) => Some((
+            conn,
+            Box::pin(async move {
+                let accepted = established.await;
+                drop(handshake);
+                accepted
+            }),
+        )),
+        Err(connecting) => match connecting.await {
+            Ok(conn) => {
+                drop(handshake);
+                Some((conn, Box::pin(std::future::ready(true))))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "handshake failed");
+                None
+            }
+        },
+    }
 }
 
 /// Why a connection could not be served; for logs.
 type EndReason = String;
+
+/// Completes with whether the TLS handshake completed (0-RTT data accepted or not).
+///
+/// Boxed, like the other futures a connection awaits only once or rarely (the Hello,
+/// authentication, a request's handling): a connection's task lives as long as the
+/// connection, and an `async fn`'s state is as large as its largest await point, so anything
+/// large awaited inline would be paid by every idle connection for its whole life.
+type Established = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// How a served connection ended, which decides what becomes of its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +169,7 @@ async fn serve(
     conn_id: ConnId,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-    established: impl std::future::Future<Output = bool>,
+    established: Established,
 ) {
     if let Err(reason) = serve_session(conn, conn_id, shared, shutdown, established).await {
         tracing::debug!(%reason, "connection ended");
@@ -161,50 +181,78 @@ async fn serve_session(
     conn_id: ConnId,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-    established: impl std::future::Future<Output = bool>,
+    established: Established,
 ) -> Result<(), EndReason> {
+    // Everything up to the welcome happens once: boxed, so that none of its state stays in the
+    // connection's task while it waits for requests (see `Established`).
+    let (mut session, mut send, mut reader, span) =
+        Box::pin(open_session(&conn, conn_id, &shared)).await?;
+    let result = async {
+        // Requests may change state and are not safe to replay: read none before the handshake
+        // is complete (0-RTT data cannot be replayed after that).
+        established.await;
+        session.run(&mut send, &mut reader, shutdown).await
+    }
+    .instrument(span.clone())
+    .await;
+    let ending = match &result {
+        Ok(ending) => *ending,
+        Err(_) => Ending::Lost,
+    };
+    session.finish(ending);
+    tracing::info!(parent: &span, ?ending, "connection ended");
+    result.map(|_| ())
+}
+
+/// Reads and checks the Hello, authenticates, starts or resumes the session and sends the
+/// welcome. Returns the session with its stream, and the span of its logs.
+async fn open_session(
+    conn: &quinn::Connection,
+    conn_id: ConnId,
+    shared: &Arc<Shared>,
+) -> Result<(Session, quinn::SendStream, FrameReader, tracing::Span), EndReason> {
     let config = &shared.config;
-    let accepted = tokio::time::timeout(config.handshake_timeout, async {
+    let accepted = Box::pin(tokio::time::timeout(config.handshake_timeout, async {
         let (send, recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
         let mut reader = FrameReader::new(recv, config.max_frame_len);
         let hello = reader.next::<ClientFrame>().await;
         Ok::<_, EndReason>((send, reader, hello))
-    })
+    }))
     .await;
-    let (mut send, mut reader, hello) = match accepted {
+    let (mut send, reader, hello) = match accepted {
         Ok(result) => result?,
         Err(_) => {
-            close(&conn, CloseCode::LimitExceeded, "no hello in time");
+            close(conn, CloseCode::LimitExceeded, "no hello in time");
             return Err("no hello within the handshake timeout".into());
         }
     };
     let hello = match hello {
         Ok(Some(ClientFrame::Hello(hello))) => hello,
         Ok(Some(ClientFrame::Request(_))) => {
-            close(&conn, CloseCode::ProtocolViolation, "expected hello");
+            close(conn, CloseCode::ProtocolViolation, "expected hello");
             return Err("request before hello".into());
         }
         Ok(None) => return Err("session stream closed before hello".into()),
-        Err(e) => return Err(protocol_error(&conn, e)),
+        Err(e) => return Err(protocol_error(conn, e)),
     };
     let user = match check_hello(&hello) {
         Ok(user) => user,
         Err((error, code)) => {
             tracing::info!(user = %hello.user, version = hello.version, %error, "hello rejected");
-            reject(&conn, &mut send, error, code).await;
+            Box::pin(reject(conn, &mut send, error, code)).await;
             return Err("hello rejected".into());
         }
     };
     let request =
         ConnectRequest { user: &user, token: hello.token.as_deref(), addr: conn.remote_address() };
-    if let Err(denied) = shared.auth.connect(request).await {
+    if let Err(denied) = Box::pin(shared.auth.connect(request)).await {
         tracing::info!(%user, code = %denied.code, reason = %denied.reason, "connection refused by authentication");
-        reject(&conn, &mut send, denied.to_error_frame(), denied.close_code()).await;
+        Box::pin(reject(conn, &mut send, denied.to_error_frame(), denied.close_code())).await;
         return Err("not authenticated".into());
     }
     let mut conn_rooms = HashMap::new();
     let (session, resumed, resume_refused, rooms) = match &hello.resume {
-        Some(request) => match resume(&shared, &user, request, &conn, conn_id, &mut conn_rooms) {
+        Some(request) => match resume(shared, &user, request, conn, conn_id, &mut conn_rooms) {
             Ok((session, rooms)) => (session, true, None, rooms),
             Err(refusal) => {
                 tracing::info!(%user, reason = %refusal, "resume refused; starting a fresh session");
@@ -237,23 +285,13 @@ async fn serve_session(
         session,
         rooms: conn_rooms,
     };
-    let result = async {
-        write_frame(&mut send, &welcome).await?;
-        tracing::info!(agent = %hello.agent, resumed, "session started");
-        // Requests may change state and are not safe to replay: read none before the handshake
-        // is complete (0-RTT data cannot be replayed after that).
-        established.await;
-        session.run(&mut send, &mut reader, shutdown).await
+    let written = write_frame(&mut send, &welcome).instrument(span.clone()).await;
+    if let Err(reason) = written {
+        session.finish(Ending::Lost);
+        return Err(reason);
     }
-    .instrument(span.clone())
-    .await;
-    let ending = match &result {
-        Ok(ending) => *ending,
-        Err(_) => Ending::Lost,
-    };
-    session.finish(ending);
-    tracing::info!(parent: &span, ?ending, "connection ended");
-    result.map(|_| ())
+    tracing::info!(parent: &span, agent = %hello.agent, resumed, "session started");
+    Ok((session, send, reader, span))
 }
 
 /// Re-attaches this connection to the session a resume request names, giving it a new stream
@@ -402,8 +440,9 @@ impl Session {
             tokio::select! {
                 frame = reader.next::<ClientFrame>() => match frame {
                     Ok(Some(ClientFrame::Request(request))) => {
-                        let response = self.handle(request).await;
-                        write_frame(send, &ServerFrame::Response(response)).await?;
+                        let response = Box::pin(self.handle(request)).await;
+                        let response = ServerFrame::Response(response);
+                        Box::pin(write_frame(send, &response)).await?;
                     }
                     Ok(Some(ClientFrame::Hello(_))) => {
                         close(&self.conn, CloseCode::ProtocolViolation, "second hello");
@@ -431,7 +470,7 @@ impl Session {
                     Err(e) => return Err(protocol_error(&self.conn, e)),
                 },
                 _ = crate::server::stopped(&mut shutdown) => {
-                    self.going_away(send).await;
+                    Box::pin(self.going_away(send)).await;
                     return Ok(Ending::Terminated);
                 }
             }
