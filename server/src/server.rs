@@ -110,6 +110,29 @@ fn transport_config(config: &ServerConfig) -> quinn::TransportConfig {
     transport
 }
 
+/// The server's UDP socket, bound to `addr`, with a receive buffer of `receive_buffer` bytes
+/// (as much of it as the system grants; `0`: the system's default).
+fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if receive_buffer > 0 {
+        socket.set_recv_buffer_size(receive_buffer)?;
+    }
+    socket.bind(&addr.into())?;
+    // Linux reports twice what it grants (the other half is its bookkeeping).
+    let granted = socket.recv_buffer_size()?;
+    if granted / 2 < receive_buffer {
+        tracing::warn!(
+            requested = receive_buffer,
+            granted = granted / 2,
+            "the system capped the UDP receive buffer (raise net.core.rmem_max)"
+        );
+    } else {
+        tracing::debug!(bytes = granted / 2, "UDP receive buffer");
+    }
+    Ok(socket.into())
+}
+
 impl Server {
     /// Binds the endpoint described by `config` with `identity`. Must be called inside a tokio
     /// runtime.
@@ -120,8 +143,15 @@ impl Server {
         let server_config =
             quic_server_config(identity, transport.clone(), config.tls_session_cache)?;
         let addr = config.listen;
-        let endpoint = quinn::Endpoint::server(server_config, addr)
+        let socket = bind_udp(addr, config.udp_receive_buffer)
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| ServerError::Bind { addr, source })?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             endpoint,
@@ -246,4 +276,26 @@ async fn upkeep(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await of the caller.
     let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_udp_socket_gets_the_receive_buffer_asked_for() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        // 128 KiB is below every Linux default cap (`net.core.rmem_max` is 208 KiB or more).
+        let socket = bind_udp(addr, 128 * 1024).unwrap();
+        let granted = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        assert!(granted >= 128 * 1024, "granted {granted}");
+        assert_ne!(socket.local_addr().unwrap().port(), 0);
+        // 0 keeps the system's default, whatever it is.
+        let default = bind_udp(addr, 0).unwrap();
+        let plain = std::net::UdpSocket::bind(addr).unwrap();
+        assert_eq!(
+            socket2::SockRef::from(&default).recv_buffer_size().unwrap(),
+            socket2::SockRef::from(&plain).recv_buffer_size().unwrap()
+        );
+    }
 }
