@@ -69,6 +69,18 @@ struct QueueState {
     overflowed: bool,
     /// How many messages were shed over the queue's life.
     shed: u64,
+    /// How many sheddable messages (not replay) of each sheddable priority are queued, so
+    /// that shedding under overload does not scan the whole queue for a priority it lacks.
+    sheddable: [usize; 2],
+}
+
+/// Where `priority` is counted in `QueueState::sheddable`; `None` for a priority never shed.
+fn sheddable_slot(priority: Priority) -> Option<usize> {
+    match priority {
+        Priority::Low => Some(0),
+        Priority::Normal => Some(1),
+        Priority::High => None,
+    }
 }
 
 /// What the writer should do next.
@@ -87,16 +99,23 @@ pub(crate) enum Next {
 impl QueueState {
     /// Sheds the oldest message of the lowest sheddable priority present; false if none.
     fn shed_one(&mut self) -> bool {
-        let position = [Priority::Low, Priority::Normal].iter().find_map(|wanted| {
-            self.entries
-                .iter()
-                .position(|e| {
-                    matches!(e, Entry::Message { priority, replay: false, .. } if priority == wanted)
-                })
-        });
+        let Some(wanted) = [Priority::Low, Priority::Normal]
+            .into_iter()
+            .find(|&p| sheddable_slot(p).is_some_and(|slot| self.sheddable[slot] > 0))
+        else {
+            return false;
+        };
+        // The oldest one: under overload the front of the queue is already shed (one merged
+        // gap), so this stops within a few entries.
+        let position = self.entries.iter().position(
+            |e| matches!(e, Entry::Message { priority, replay: false, .. } if *priority == wanted),
+        );
         let Some(index) = position else {
             return false;
         };
+        if let Some(slot) = sheddable_slot(wanted) {
+            self.sheddable[slot] -= 1;
+        }
         let Some(Entry::Message { seq, frame, .. }) = self.entries.get(index) else {
             return false;
         };
@@ -156,6 +175,11 @@ impl OutboundQueue {
             self.ready.notify_one();
             self.overflow.notify_one();
             return false;
+        }
+        if let Entry::Message { priority, replay: false, .. } = &entry {
+            if let Some(slot) = sheddable_slot(*priority) {
+                state.sheddable[slot] += 1;
+            }
         }
         state.entries.push_back(entry);
         state.bytes += len;
@@ -255,6 +279,7 @@ impl OutboundQueue {
             return if state.closed { Next::Finish } else { Next::Wait };
         }
         state.bytes = 0;
+        state.sheddable = [0; 2];
         for entry in state.entries.drain(..) {
             match entry {
                 Entry::Control(frame) | Entry::Message { frame, .. } => batch.push(frame),
@@ -375,6 +400,54 @@ mod tests {
         assert_eq!(queue.take(&mut batch), Next::Write);
         assert_eq!(batch, vec![Bytes::from_static(b"bye")]);
         assert_eq!(queue.take(&mut batch), Next::Finish);
+    }
+
+    #[test]
+    fn a_long_overload_keeps_one_gap_and_the_newest_messages() {
+        // Room for ten messages; 2 000 normal ones arrive without a write, then a low one (shed
+        // at once: low goes first) and a high one.
+        let (_, _, sample) = message(2000, Priority::Normal);
+        let limits = QueueLimits { soft_bytes: sample.len() * 10, hard_frames: 4096 };
+        let queue = OutboundQueue::new(limits);
+        let push = |seq: u64, priority: Priority| {
+            let (seq, priority, frame) = message(seq, priority);
+            assert!(queue.push_message(seq, priority, frame));
+        };
+        (1..=2000).for_each(|seq| push(seq, Priority::Normal));
+        push(2001, Priority::Low);
+        push(2002, Priority::High);
+        let mut batch = Vec::new();
+        assert_eq!(queue.take(&mut batch), Next::Write);
+        let frames = decode(std::mem::take(&mut batch));
+        let gaps: Vec<(u64, u64)> = frames
+            .iter()
+            .filter_map(|f| match f {
+                RoomFrame::Gap { from, to } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect();
+        let kept: Vec<u64> = frames
+            .iter()
+            .filter_map(|f| match f {
+                RoomFrame::Message(m) => Some(m.seq),
+                _ => None,
+            })
+            .collect();
+        // The oldest normal ones went in one gap; the ten newest remain.
+        assert_eq!(gaps, vec![(1, 1991), (2001, 2001)], "{frames:?}");
+        assert_eq!(kept, (1992..=2000).chain([2002]).collect::<Vec<_>>());
+        assert_eq!(queue.shed_count(), 1992);
+
+        // After the write the counts start over: a new low message is the first one shed.
+        (2003..=2011).for_each(|seq| push(seq, Priority::Normal));
+        push(2012, Priority::Low);
+        push(2013, Priority::Normal);
+        assert_eq!(queue.take(&mut batch), Next::Write);
+        let expected: Vec<(u64, u64)> = (2003..=2013).map(|seq| (seq, seq)).collect();
+        let frames = decode(batch);
+        assert_eq!(outline(&frames), expected);
+        assert!(matches!(frames[9], RoomFrame::Gap { from: 2012, to: 2012 }), "{frames:?}");
+        assert_eq!(queue.shed_count(), 1993);
     }
 
     #[test]
