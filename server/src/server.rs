@@ -120,15 +120,16 @@ fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<std::net
     }
     socket.bind(&addr.into())?;
     // Linux reports twice what it grants (the other half is its bookkeeping).
-    let granted = socket.recv_buffer_size()?;
-    if granted / 2 < receive_buffer {
+    let reported = socket.recv_buffer_size()?;
+    let granted = if cfg!(target_os = "linux") { reported / 2 } else { reported };
+    if granted < receive_buffer {
         tracing::warn!(
             requested = receive_buffer,
-            granted = granted / 2,
-            "the system capped the UDP receive buffer (raise net.core.rmem_max)"
+            granted,
+            "the system capped the UDP receive buffer (on Linux, raise net.core.rmem_max)"
         );
     } else {
-        tracing::debug!(bytes = granted / 2, "UDP receive buffer");
+        tracing::debug!(bytes = granted, "UDP receive buffer");
     }
     Ok(socket.into())
 }
