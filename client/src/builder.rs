@@ -313,8 +313,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The smallest the client's QUIC send (congestion) window gets, in bytes: above it,
-    /// CUBIC as usual. After an outage the window would otherwise collapse to two packets,
+    /// The smallest the client's QUIC send (congestion) window gets, in bytes; it is also the
+    /// window a connection starts with, if larger than CUBIC's (about 14 KiB). Above it, CUBIC
+    /// as usual. After an outage the window would otherwise collapse to two packets,
     /// already filled by what was sent during the outage, and the packets that revive the
     /// path would wait for QUIC's backed-off probe timer. A chat client sends too little for
     /// this to load any network. Default [`DEFAULT_MIN_SEND_WINDOW`].

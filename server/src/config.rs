@@ -284,6 +284,9 @@ impl ServerConfig {
         if self.keep_alive >= self.idle_timeout {
             return invalid("keep_alive", "must be shorter than idle_timeout");
         }
+        if self.udp_receive_buffer > i32::MAX as usize {
+            return invalid("udp_receive_buffer", "must be below 2 GiB");
+        }
         self.auth.validate().map_err(|e| match e {
             AuthConfigError::Invalid { key, reason } => ConfigError::Invalid { key, reason },
             other => ConfigError::Invalid { key: "auth", reason: other.to_string() },
@@ -353,5 +356,16 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         ServerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn an_impossible_receive_buffer_is_refused_by_name() {
+        let config = ServerConfig { udp_receive_buffer: 1 << 31, ..ServerConfig::default() };
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "udp_receive_buffer"),
+            other => panic!("expected udp_receive_buffer to be refused, got {other:?}"),
+        }
+        let system_default = ServerConfig { udp_receive_buffer: 0, ..ServerConfig::default() };
+        system_default.validate().unwrap();
     }
 }

@@ -105,8 +105,9 @@ impl QueueState {
         else {
             return false;
         };
-        // The oldest one: under overload the front of the queue is already shed (one merged
-        // gap), so this stops within a few entries.
+        // The oldest one. Under overload the front of the queue is usually already shed (one
+        // merged gap), so this stops within a few entries; unsheddable entries ahead of it (a
+        // resumed session's replay, high-priority or control frames) are still walked past.
         let position = self.entries.iter().position(
             |e| matches!(e, Entry::Message { priority, replay: false, .. } if *priority == wanted),
         );

@@ -116,7 +116,10 @@ fn bind_udp(addr: SocketAddr, receive_buffer: usize) -> std::io::Result<std::net
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if receive_buffer > 0 {
-        socket.set_recv_buffer_size(receive_buffer)?;
+        // Linux caps an oversized request; a system that refuses it keeps its default.
+        if let Err(error) = socket.set_recv_buffer_size(receive_buffer) {
+            tracing::warn!(requested = receive_buffer, %error, "cannot size the UDP receive buffer");
+        }
     }
     socket.bind(&addr.into())?;
     // Linux reports twice what it grants (the other half is its bookkeeping).

@@ -288,6 +288,7 @@ async fn open_session(
     let written = write_frame(&mut send, &welcome).instrument(span.clone()).await;
     if let Err(reason) = written {
         session.finish(Ending::Lost);
+        tracing::info!(parent: &span, ending = ?Ending::Lost, "connection ended");
         return Err(reason);
     }
     tracing::info!(parent: &span, agent = %hello.agent, resumed, "session started");

@@ -223,8 +223,8 @@ async fn a_blackout_shorter_than_the_idle_timeout_needs_no_reconnect() {
     server.stop().await;
 }
 
-/// The `subway` scenario's hard part, shortened: a rider who keeps talking goes through
-/// tunnels of 3, 8 and 3 s with 2 s of signal between them. Everything sent during a tunnel
+/// The `subway` scenario's hard part: a rider who keeps talking goes through its tunnels of 3,
+/// 2, 10 and 3 s, with 3, 2 and 2 s of signal between them. Everything sent during a tunnel
 /// stays in flight and the outage collapses QUIC's congestion window: with a plain window the
 /// rider's own packets could not tell the server the path was back, both ends waited for
 /// their backed-off probe timers, and the rider heard nothing for many seconds.
