@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -32,14 +32,32 @@ pub fn init_tracing() {
     });
 }
 
-/// A fresh directory under the system's temporary directory, unique to this process and call.
-pub fn scratch_dir(what: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("chatroom-test-{}-{what}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+/// A fresh directory under the system's temporary directory, unique to this process and call,
+/// removed with everything in it when the value is dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates the directory; `what` becomes part of its name.
+    pub fn new(what: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("chatroom-test-{}-{what}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Self(dir)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The path of the `chatroom` CLI binary, built (once per test process) if needed.
@@ -77,6 +95,7 @@ pub struct TestServer {
     pub tls_reloader: chatroom_server::TlsReloader,
     stop: ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
+    _dir: ScratchDir,
 }
 
 impl TestServer {
@@ -89,16 +108,16 @@ impl TestServer {
     pub async fn start_with(config: ServerConfig) -> Self {
         init_tracing();
         let config = ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
-        let dir = scratch_dir("server");
+        let dir = ScratchDir::new("server");
         let (identity, cert_pem) =
-            TlsIdentity::dev_identity(&dir).expect("self-signed certificate");
+            TlsIdentity::dev_identity(dir.path()).expect("self-signed certificate");
         let cert = identity.cert_chain[0].clone();
         let server = Server::bind(config, &identity).expect("bind test server");
         let addr = server.local_addr();
         let stop = server.shutdown_handle();
         let tls_reloader = server.tls_reloader();
         let task = tokio::spawn(server.run());
-        Self { addr, cert, cert_pem, tls_reloader, stop, task }
+        Self { addr, cert, cert_pem, tls_reloader, stop, task, _dir: dir }
     }
 
     /// A client builder for this server, acting as `user`.
