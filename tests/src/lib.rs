@@ -324,10 +324,10 @@ impl TestServer {
     /// same certificate, as a restarted server process would be: clients that trusted the old
     /// one trust the new one, and nothing of the old one's state survives.
     pub async fn restart(self, config: ServerConfig) -> TestServer {
-        let (addr, cert, cert_pem) = (self.addr, self.cert.clone(), self.cert_pem.clone());
-        self.stop().await;
-        let dir = cert_pem.parent().expect("the certificate lives in a directory").to_owned();
-        let (identity, _) = TlsIdentity::dev_identity(&dir).expect("the same certificate");
+        let TestServer { addr, cert, cert_pem, stop, task, _dir: dir, .. } = self;
+        stop.shutdown();
+        let _ = tokio::time::timeout(WAIT, task).await;
+        let (identity, _) = TlsIdentity::dev_identity(dir.path()).expect("the same certificate");
         let config = ServerConfig { listen: addr, ..config };
         // The old endpoint's socket closes once its last connection handle is gone.
         let server = within("the old server's port to be free", async {
@@ -342,7 +342,7 @@ impl TestServer {
         let stop = server.shutdown_handle();
         let tls_reloader = server.tls_reloader();
         let task = tokio::spawn(server.run());
-        TestServer { addr, cert, cert_pem, tls_reloader, stop, task }
+        TestServer { addr, cert, cert_pem, tls_reloader, stop, task, _dir: dir }
     }
 }
 
