@@ -324,7 +324,9 @@ impl TestServer {
     /// same certificate, as a restarted server process would be: clients that trusted the old
     /// one trust the new one, and nothing of the old one's state survives.
     pub async fn restart(self, config: ServerConfig) -> TestServer {
-        let TestServer { addr, cert, cert_pem, stop, task, _dir: dir, .. } = self;
+        let TestServer { addr, cert, cert_pem, tls_reloader, stop, task, _dir: dir } = self;
+        // The reloader holds the old endpoint, whose socket must close before the new bind.
+        drop(tls_reloader);
         stop.shutdown();
         let _ = tokio::time::timeout(WAIT, task).await;
         let (identity, _) = TlsIdentity::dev_identity(dir.path()).expect("the same certificate");
