@@ -118,16 +118,21 @@ async fn room_with(owner: &Client, room: &str) {
 async fn twenty_percent_loss_both_ways_loses_nothing() {
     const SEED: u64 = 20;
     let idle = Duration::from_secs(10);
-    let server = TestServer::start_with(server_config(idle, Duration::from_secs(120))).await;
+    // A handshake needs whole flights of packets through 20 % loss, and its retransmissions
+    // back off: one in a few dozen takes longer than the default 10 s connect timeout, or than
+    // the server's 10 s wait for its Hello (the server then closes it during the handshake).
+    // This test is about what happens once connected.
+    let connect_timeout = Duration::from_secs(40);
+    let config = ServerConfig {
+        handshake_timeout: connect_timeout,
+        ..server_config(idle, Duration::from_secs(120))
+    };
+    let server = TestServer::start_with(config).await;
     let link = LinkConfig::symmetric(Impairment { loss: 0.2, ..Impairment::default() });
     let proxy = proxy_with(&server, link, SEED).await;
     let (host, _host_events) = server.connect("host").await;
     room_with(&host, "lossy").await;
 
-    // A handshake needs whole flights of packets through 20 % loss, and its retransmissions
-    // back off: one in a few dozen takes longer than the default 10 s connect timeout. This
-    // test is about what happens once connected.
-    let connect_timeout = Duration::from_secs(40);
     let mut senders = Vec::new();
     for i in 0..5 {
         let (client, events) = patiently(
