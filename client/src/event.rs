@@ -40,12 +40,25 @@ pub enum Event {
         /// The last missed sequence number.
         to: u64,
     },
-    /// A private message to this user.
+    /// A private message to this user. Its `seq` counts the private messages this user
+    /// received in the room; across a lost connection they are replayed like room messages,
+    /// never delivered twice, and those that could not be replayed are reported as an
+    /// [`Event::PrivateGap`].
     Private {
         /// The room it was sent in.
         room: String,
         /// The message.
         message: PrivateMessage,
+    },
+    /// Private messages `from..=to` (their [`PrivateMessage::seq`]) were sent to this user
+    /// while its connection was lost, and are too old to be replayed.
+    PrivateGap {
+        /// The room.
+        room: String,
+        /// The first missed private sequence number.
+        from: u64,
+        /// The last missed private sequence number.
+        to: u64,
     },
     /// A member joined the room (only while the room is small enough for presence events).
     MemberJoined {
@@ -199,6 +212,7 @@ impl Event {
             Event::Message { room, .. }
             | Event::Gap { room, .. }
             | Event::Private { room, .. }
+            | Event::PrivateGap { room, .. }
             | Event::MemberJoined { room, .. }
             | Event::MemberLeft { room, .. }
             | Event::RoleChanged { room, .. }
@@ -239,6 +253,7 @@ impl Event {
             RoomFrame::MemberCount { count } => Event::MemberCount { room, count },
             RoomFrame::Left { reason } => Event::Left { room, reason },
             RoomFrame::Gap { from, to } => Event::Gap { room, from, to },
+            RoomFrame::PrivateGap { from, to } => Event::PrivateGap { room, from, to },
         })
     }
 }

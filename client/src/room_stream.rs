@@ -9,7 +9,8 @@
 //!
 //! Messages and gap reports go through the session's [`RoomTracker`](crate::tracker) on their
 //! way out: a message delivered already (a replay after a resume that overlaps) is dropped, and
-//! a hole is never silent.
+//! a hole is never silent. Private messages are de-duplicated the same way, by their own
+//! numbering.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -200,6 +201,19 @@ impl RoomStream<'_> {
             RoomFrame::Gap { from, to } => rooms
                 .on_gap(room, self.stream_id, from, to)
                 .map(|(from, to)| Event::Gap { room: room.to_owned(), from, to })
+                .into_iter()
+                .collect(),
+            RoomFrame::Private(message) => {
+                if rooms.on_private(room, self.stream_id, message.seq) {
+                    vec![Event::Private { room: room.to_owned(), message }]
+                } else {
+                    debug!(room, seq = message.seq, "dropping a private message delivered already");
+                    Vec::new()
+                }
+            }
+            RoomFrame::PrivateGap { from, to } => rooms
+                .on_private_gap(room, self.stream_id, from, to)
+                .map(|(from, to)| Event::PrivateGap { room: room.to_owned(), from, to })
                 .into_iter()
                 .collect(),
             RoomFrame::Left { reason } => {

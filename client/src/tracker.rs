@@ -13,6 +13,11 @@
 //!   stream's first message;
 //! - a server gap report advances it like a message does.
 //!
+//! Private messages have their own numbering per receiver and room, kept the same way
+//! (`last_private_seq`): claimed in a resume request, de-duplicated against, advanced by a
+//! private gap report. It restarts with every new membership; a fresh session's rejoin cannot
+//! count the private messages it missed (the server keeps them per session).
+//!
 //! The tracker also remembers which rooms the client is in (and which it is leaving), so that
 //! they can be re-attached after a reconnection. It knows nothing of streams beyond their ids:
 //! the session stream's reader tells it about join responses, each room stream's reader about
@@ -44,6 +49,9 @@ struct RoomState {
     /// The last sequence number delivered or reported missing; `None` until known (a membership
     /// whose first message and join response have not arrived yet).
     last_seq: Option<u64>,
+    /// The last private sequence number delivered or reported missing on this membership; 0
+    /// before the first.
+    last_private_seq: u64,
     /// The room stream delivering the membership on the current connection, once it started.
     stream: Option<u64>,
     /// `(stream_id, next_seq)` of a join whose stream has not started delivering yet.
@@ -159,7 +167,8 @@ impl RoomTracker {
             NextStream::Rejoined { .. } => {}
             NextStream::New => {
                 // A new membership: it starts at its join's `next_seq`, or at its first message
-                // when the join's response is still on its way.
+                // when the join's response is still on its way; its private messages from 1.
+                state.last_private_seq = 0;
                 state.last_seq = match state.joined {
                     Some((id, next_seq)) if id == stream_id => Some(next_seq.saturating_sub(1)),
                     _ => None,
@@ -183,6 +192,8 @@ impl RoomTracker {
             return StreamStart::AwaitJoin;
         };
         state.next = NextStream::New;
+        // A new membership for the server: its private numbering restarts.
+        state.last_private_seq = 0;
         let floor = next_seq.saturating_sub(1);
         let gap = match state.last_seq {
             Some(last) if !new_room && floor > last => Some((last + 1, floor)),
@@ -239,6 +250,39 @@ impl RoomTracker {
                 Some((from, to))
             }
         }
+    }
+
+    /// A private message `seq` arrived on `stream_id`. Returns whether to deliver it: not when
+    /// it was delivered already (a replay overlapping what the client had).
+    pub(crate) fn on_private(&mut self, room: &str, stream_id: u64, seq: u64) -> bool {
+        let Some(state) = self.current(room, stream_id) else {
+            return true;
+        };
+        if seq <= state.last_private_seq {
+            return false;
+        }
+        state.last_private_seq = seq;
+        true
+    }
+
+    /// The server reported private messages `from..=to` missing on `stream_id`. Returns the
+    /// range to report, trimmed of what was already delivered; `None` when nothing is left.
+    pub(crate) fn on_private_gap(
+        &mut self,
+        room: &str,
+        stream_id: u64,
+        from: u64,
+        to: u64,
+    ) -> Option<(u64, u64)> {
+        let Some(state) = self.current(room, stream_id) else {
+            return Some((from, to));
+        };
+        if to <= state.last_private_seq {
+            return None;
+        }
+        let from = from.max(state.last_private_seq + 1);
+        state.last_private_seq = to;
+        Some((from, to))
     }
 
     /// The membership on `stream_id` ended with `reason`. Returns whether to tell the
@@ -298,7 +342,8 @@ impl RoomTracker {
                 let last_seq = state
                     .last_seq
                     .or_else(|| state.joined.map(|(_, next_seq)| next_seq.saturating_sub(1)))?;
-                Some(RoomPosition { room: room.clone(), last_seq })
+                let last_private_seq = state.last_private_seq;
+                Some(RoomPosition { room: room.clone(), last_seq, last_private_seq })
             })
             .collect()
     }
@@ -438,7 +483,9 @@ mod tests {
         tracker.note_joined(&joined("r", 1, 1));
         tracker.stream_started("r", 1);
         deliver(&mut tracker, "r", 1, &[1, 2, 3]);
-        assert_eq!(tracker.positions(), [RoomPosition { room: "r".into(), last_seq: 3 }]);
+        assert!(tracker.on_private("r", 1, 1));
+        let claimed = RoomPosition { room: "r".into(), last_seq: 3, last_private_seq: 1 };
+        assert_eq!(tracker.positions(), [claimed]);
 
         let reattach = tracker.resumed(&[joined("r", 6, 40)]);
         assert_eq!(reattach, Reattach::default());
@@ -448,6 +495,39 @@ mod tests {
         deliver(&mut tracker, "r", 40, &[4, 5]);
         // A join response for the continuing membership does not reset it.
         assert_eq!(position(&tracker, "r"), Some(5));
+        // Private messages continue their numbering too.
+        assert!(!tracker.on_private("r", 40, 1), "delivered before the resume");
+        assert!(tracker.on_private("r", 40, 2));
+    }
+
+    #[test]
+    fn private_messages_are_deduplicated_and_their_gaps_trimmed() {
+        let mut tracker = RoomTracker::default();
+        tracker.note_joined(&joined("r", 1, 1));
+        tracker.stream_started("r", 1);
+        // Another session of the same user may have received some before this one joined.
+        assert!(tracker.on_private("r", 1, 4));
+        assert!(!tracker.on_private("r", 1, 4));
+        assert_eq!(tracker.on_private_gap("r", 1, 3, 4), None, "all delivered already");
+        assert_eq!(tracker.on_private_gap("r", 1, 3, 7), Some((5, 7)), "trimmed");
+        assert!(!tracker.on_private("r", 1, 6));
+        assert!(tracker.on_private("r", 1, 8));
+        let last_private = |t: &RoomTracker| t.positions()[0].last_private_seq;
+        assert_eq!(last_private(&tracker), 8);
+
+        // A fresh session's rejoin is a new membership: its numbering starts again.
+        tracker.fresh_session();
+        assert_eq!(last_private(&tracker), 8, "claimed until the rejoin settles");
+        tracker.note_joined(&joined("r", 1, 2));
+        tracker.stream_started("r", 2);
+        assert_eq!(tracker.start("r", 2), StreamStart::Ready { gap: None });
+        assert!(tracker.on_private("r", 2, 1));
+
+        // So is leaving and joining again.
+        assert!(tracker.on_left("r", 2, LeaveReason::Requested, true));
+        tracker.note_joined(&joined("r", 1, 3));
+        tracker.stream_started("r", 3);
+        assert!(tracker.on_private("r", 3, 1));
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct RoomPosition {
     /// arrived on a fresh membership, `JoinedRoom::next_seq - 1`; after a resume, keep the
     /// position reached before it (the resumed stream replays from there).
     pub last_seq: u64,
+    /// The last private sequence number ([`PrivateMessage::seq`]) received in the room, or
+    /// covered by a [`RoomFrame::PrivateGap`]; 0 when none has arrived on this membership.
+    pub last_private_seq: u64,
 }
 
 /// A request and the id its response will echo. Ids are chosen by the client; the server only
@@ -480,6 +483,14 @@ pub enum RoomFrame {
         /// The last sequence number missed.
         to: u64,
     },
+    /// Private messages `from..=to` (private sequence numbers) were sent to this member while
+    /// its connection was lost and are too old to replay on the resumed stream.
+    PrivateGap {
+        /// The first private sequence number missed.
+        from: u64,
+        /// The last private sequence number missed.
+        to: u64,
+    },
 }
 
 /// A message sent to a room, as every member receives it.
@@ -502,6 +513,11 @@ pub struct RoomMessage {
 /// A private message, as its receiver gets it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrivateMessage {
+    /// The receiver's private sequence number in this room: 1 for the first private message to
+    /// this membership, then one more for each. It is the receiver's own count (one sender's
+    /// messages do not get consecutive numbers when others write too), and a resume replays
+    /// from the one after [`RoomPosition::last_private_seq`].
+    pub seq: u64,
     /// The sender's user id.
     pub from: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.

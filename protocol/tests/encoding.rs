@@ -230,8 +230,8 @@ fn sequences_are_a_count_then_items() {
     assert_eq!(body(&frame), [1, 0, 9, 1, b'r', 0, 3, 1, b'x', 0, 2, b'y', b'z']);
     // A list of structs: each item's fields in order, nothing in between.
     let rooms = vec![
-        RoomPosition { room: "a".into(), last_seq: 7 },
-        RoomPosition { room: "bc".into(), last_seq: 300 },
+        RoomPosition { room: "a".into(), last_seq: 7, last_private_seq: 0 },
+        RoomPosition { room: "bc".into(), last_seq: 300, last_private_seq: 1 },
     ];
     let hello = ClientFrame::Hello(Hello {
         version: 1,
@@ -240,7 +240,10 @@ fn sequences_are_a_count_then_items() {
         agent: String::new(),
         resume: Some(ResumeRequest { token: String::new(), rooms }),
     });
-    assert_eq!(body(&hello), [0, 1, 0, 0, 0, 1, 0, 2, 1, b'a', 7, 2, b'b', b'c', 251, 0x2c, 0x01]);
+    assert_eq!(
+        body(&hello),
+        [0, 1, 0, 0, 0, 1, 0, 2, 1, b'a', 7, 0, 2, b'b', b'c', 251, 0x2c, 0x01, 1]
+    );
 }
 
 #[test]
@@ -255,7 +258,7 @@ fn results_are_ok_0_and_err_1() {
 fn unknown_variants_are_malformed() {
     assert!(matches!(decode_body::<ClientFrame>(&[2]), Err(DecodeError::Malformed(_))));
     assert!(matches!(decode_body::<ServerFrame>(&[4]), Err(DecodeError::Malformed(_))));
-    assert!(matches!(decode_body::<RoomFrame>(&[13]), Err(DecodeError::Malformed(_))));
+    assert!(matches!(decode_body::<RoomFrame>(&[14]), Err(DecodeError::Malformed(_))));
     // Request with body variant 13, response body variant 7, Role 3, Priority 3, LeaveReason 3.
     assert!(matches!(decode_body::<ClientFrame>(&[1, 0, 13]), Err(DecodeError::Malformed(_))));
     assert!(matches!(decode_body::<ServerFrame>(&[2, 0, 0, 7]), Err(DecodeError::Malformed(_))));
@@ -391,7 +394,7 @@ fn every_variant_has_its_documented_index() {
         priority: Priority::Normal,
         text: s(),
     };
-    let private = PrivateMessage { from: s(), timestamp_ms: 0, kind: None, text: s() };
+    let private = PrivateMessage { seq: 0, from: s(), timestamp_ms: 0, kind: None, text: s() };
     let rooms = [
         RoomFrame::Open { room: s(), stream_id: 0 },
         RoomFrame::Message(message),
@@ -406,6 +409,7 @@ fn every_variant_has_its_documented_index() {
         RoomFrame::MemberCount { count: 0 },
         RoomFrame::Left { reason: LeaveReason::Requested },
         RoomFrame::Gap { from: 0, to: 0 },
+        RoomFrame::PrivateGap { from: 0, to: 0 },
     ];
     for (index, frame) in rooms.into_iter().enumerate() {
         assert_eq!(usize::from(room(frame.clone())), index, "{frame:?}");
@@ -459,7 +463,7 @@ fn documented_fields(heading: &str, value: &impl Debug) {
 #[test]
 fn field_tables_match_the_structs() {
     let s = String::new;
-    let position = RoomPosition { room: s(), last_seq: 0 };
+    let position = RoomPosition { room: s(), last_seq: 0, last_private_seq: 0 };
     let resume = ResumeRequest { token: s(), rooms: vec![position.clone()] };
     let hello = Hello { version: 0, user: s(), token: None, agent: s(), resume: None };
     let welcome = bare_welcome();
@@ -475,7 +479,7 @@ fn field_tables_match_the_structs() {
         priority: Priority::Normal,
         text: s(),
     };
-    let private = PrivateMessage { from: s(), timestamp_ms: 0, kind: None, text: s() };
+    let private = PrivateMessage { seq: 0, from: s(), timestamp_ms: 0, kind: None, text: s() };
     documented_fields("Hello", &hello);
     documented_fields("ResumeRequest", &resume);
     documented_fields("RoomPosition", &position);
@@ -636,12 +640,12 @@ fn pinned_examples_match_protocol_md() {
 fn pinned_resume_examples_match_protocol_md() {
     let resume = ResumeRequest {
         token: "tok1".into(),
-        rooms: vec![RoomPosition { room: "lobby".into(), last_seq: 1000 }],
+        rooms: vec![RoomPosition { room: "lobby".into(), last_seq: 1000, last_private_seq: 2 }],
     };
     pin(
         example_hello(Some(resume)),
-        "00 00 00 28 00 01 05 61 6c 69 63 65 01 06 73 33 63 72 33 74 07 63 6c 69 2f 30 2e 31 \
-         01 04 74 6f 6b 31 01 05 6c 6f 62 62 79 fb e8 03",
+        "00 00 00 29 00 01 05 61 6c 69 63 65 01 06 73 33 63 72 33 74 07 63 6c 69 2f 30 2e 31 \
+         01 04 74 6f 6b 31 01 05 6c 6f 62 62 79 fb e8 03 02",
     );
 
     let resumed = ServerFrame::Welcome(Welcome {
@@ -674,6 +678,15 @@ fn pinned_resume_examples_match_protocol_md() {
 
     let gap = RoomFrame::Gap { from: 1001, to: 1004 };
     pin(gap, "00 00 00 07 0c fb e9 03 fb ec 03");
+
+    let private = RoomFrame::Private(PrivateMessage {
+        seq: 3,
+        from: "bob".into(),
+        timestamp_ms: 1_700_000_000_500,
+        kind: None,
+        text: "hi".into(),
+    });
+    pin(private, "00 00 00 13 02 03 03 62 6f 62 fd f4 69 e5 cf 8b 01 00 00 00 02 68 69");
 
     let refused = ServerFrame::Welcome(Welcome {
         version: 1,

@@ -104,7 +104,11 @@ fn error_frame() -> impl Strategy<Value = ErrorFrame> {
 }
 
 fn room_position() -> impl Strategy<Value = RoomPosition> {
-    (text(), int64()).prop_map(|(room, last_seq)| RoomPosition { room, last_seq })
+    (text(), int64(), int64()).prop_map(|(room, last_seq, last_private_seq)| RoomPosition {
+        room,
+        last_seq,
+        last_private_seq,
+    })
 }
 
 fn resume_request() -> impl Strategy<Value = ResumeRequest> {
@@ -253,9 +257,9 @@ fn room_frame() -> BoxedStrategy<RoomFrame> {
                 RoomFrame::Message(RoomMessage { seq, from, timestamp_ms, kind, priority, text })
             }
         ),
-        (text(), int64(), option::of(text()), text()).prop_map(
-            |(from, timestamp_ms, kind, text)| {
-                RoomFrame::Private(PrivateMessage { from, timestamp_ms, kind, text })
+        (int64(), text(), int64(), option::of(text()), text()).prop_map(
+            |(seq, from, timestamp_ms, kind, text)| {
+                RoomFrame::Private(PrivateMessage { seq, from, timestamp_ms, kind, text })
             }
         ),
         (text(), role()).prop_map(|(user, role)| RoomFrame::MemberJoined { user, role }),
@@ -277,6 +281,7 @@ fn room_frame() -> BoxedStrategy<RoomFrame> {
         int64().prop_map(|count| RoomFrame::MemberCount { count }),
         leave_reason().prop_map(|reason| RoomFrame::Left { reason }),
         (int64(), int64()).prop_map(|(from, to)| RoomFrame::Gap { from, to }),
+        (int64(), int64()).prop_map(|(from, to)| RoomFrame::PrivateGap { from, to }),
     ]
     .boxed()
 }

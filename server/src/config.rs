@@ -116,6 +116,10 @@ pub struct ServerConfig {
     /// window, so that a session resumed at the end of its window still finds what it missed.
     #[serde(deserialize_with = "de_duration")]
     pub replay_buffer_age: Duration,
+    /// How many recent private messages each member of a room keeps for replay to its resuming
+    /// sessions (kept for `replay_buffer_age` too). Default 100: private messages are few, and
+    /// a member's sessions may have been away for the whole resume window.
+    pub private_replay_messages: usize,
     /// How long a session whose connection was lost is kept (memberships, roles, attributes,
     /// position) for the client to resume; the room sees no leave meanwhile. Default 2 min: a
     /// lift, a tunnel or a network switch; a longer absence is a departure. Zero disables
@@ -202,6 +206,7 @@ impl Default for ServerConfig {
             fanout_batch_min_members: 100,
             replay_buffer_messages: 4096,
             replay_buffer_age: Duration::from_secs(180),
+            private_replay_messages: 100,
             resume_window: Duration::from_secs(120),
             resume_token_lifetime: Duration::from_secs(24 * 3600),
             tls_session_cache: 100_000,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chatroom_protocol::{
     Attributes, ErrorCode, ErrorFrame, JoinedRoom, LeaveReason, MemberInfo, MemberPage, Priority,
-    PrivateMessage, Role, RoomFrame, RoomMessage, validate_kind,
+    PrivateMessage, Role, RoomFrame, RoomMessage, RoomPosition, validate_kind,
 };
 
 use crate::config::ServerConfig;
@@ -50,10 +50,23 @@ pub struct Subscriber {
 struct Member {
     role: Role,
     attributes: Attributes,
-    /// The sessions holding this membership, with the first seq each is entitled to.
-    sessions: HashMap<SessionKey, u64>,
+    /// The sessions holding this membership, with what each one is entitled to.
+    sessions: HashMap<SessionKey, Entitled>,
     /// The live streams of those sessions' connections.
     subscribers: Vec<Subscriber>,
+    /// The private sequence number of the next private message to this member.
+    next_private_seq: u64,
+    /// The latest private messages to this member, oldest first, bounded by count and age.
+    privates: VecDeque<KeptPrivate>,
+}
+
+/// Where a session's hold on a membership starts: nothing from before it is replayed to it.
+#[derive(Debug, Clone, Copy)]
+struct Entitled {
+    /// The first room message.
+    seq: u64,
+    /// The first private message.
+    private_seq: u64,
 }
 
 /// A message kept for replay after a resume.
@@ -61,6 +74,14 @@ struct Member {
 struct Replay {
     seq: u64,
     priority: Priority,
+    at: Instant,
+    frame: Bytes,
+}
+
+/// A private message kept for replay after a resume.
+#[derive(Debug)]
+struct KeptPrivate {
+    seq: u64,
     at: Instant,
     frame: Bytes,
 }
@@ -104,6 +125,19 @@ fn attributes_fit(attributes: &Attributes, config: &ServerConfig) -> bool {
     attributes.len() <= config.max_attribute_keys
         && len <= config.max_attributes_len
         && attributes.keys().all(|k| !k.is_empty())
+}
+
+/// Forgets a member's kept private messages beyond the configured count and age.
+fn trim_privates(privates: &mut VecDeque<KeptPrivate>, now: Instant, config: &ServerConfig) {
+    while privates.len() > config.private_replay_messages {
+        privates.pop_front();
+    }
+    while privates
+        .front()
+        .is_some_and(|p| now.saturating_duration_since(p.at) > config.replay_buffer_age)
+    {
+        privates.pop_front();
+    }
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
@@ -252,7 +286,8 @@ impl Room {
         let granted = grant.role.unwrap_or(Role::Member);
         let role = match self.members.get_mut(user) {
             Some(member) => {
-                member.sessions.insert(sub.session, next_seq);
+                let private_seq = member.next_private_seq;
+                member.sessions.insert(sub.session, Entitled { seq: next_seq, private_seq });
                 member.subscribers.push(sub);
                 member.role = member.role.max(granted);
                 member.role
@@ -269,8 +304,13 @@ impl Room {
                 let member = Member {
                     role,
                     attributes,
-                    sessions: HashMap::from([(sub.session, next_seq)]),
+                    sessions: HashMap::from([(
+                        sub.session,
+                        Entitled { seq: next_seq, private_seq: 1 },
+                    )]),
                     subscribers: vec![sub],
+                    next_private_seq: 1,
+                    privates: VecDeque::new(),
                 };
                 self.members.insert(user.to_string(), member);
                 if self.presence_on(config) {
@@ -292,22 +332,31 @@ impl Room {
     }
 
     /// Gives `sub` (a new connection of a resumed session) a stream of the membership its
-    /// session holds: [`RoomFrame::Open`], then every message after `last_seq` still in the
-    /// replay buffer (a [`RoomFrame::Gap`] first for older ones), then the room live.
-    /// `last_seq` is what the client says it received; `None` means "nothing since joining".
+    /// session holds: [`RoomFrame::Open`], then what the session missed after `position` (what
+    /// the client says it received; `None` means "nothing since joining"): every room message
+    /// still in the replay buffer (a [`RoomFrame::Gap`] first for older ones) and every private
+    /// message still kept (a [`RoomFrame::PrivateGap`] first for older ones), merged in the
+    /// order the server accepted them; then the room live.
     pub fn reattach(
         &mut self,
         user: &str,
         sub: Subscriber,
-        last_seq: Option<u64>,
+        position: Option<&RoomPosition>,
+        now: Instant,
+        config: &ServerConfig,
     ) -> Result<JoinedRoom, ErrorFrame> {
         self.check_open()?;
         let not_member = || error(ErrorCode::NotAMember, format!("no longer in room {}", self.id));
-        let member = self.members.get(user).ok_or_else(not_member)?;
-        let &entitled_from = member.sessions.get(&sub.session).ok_or_else(not_member)?;
+        let member = self.members.get_mut(user).ok_or_else(not_member)?;
+        let &entitled = member.sessions.get(&sub.session).ok_or_else(not_member)?;
+        trim_privates(&mut member.privates, now, config);
+        let member = &self.members[user];
         // Nothing from before the session joined, nothing from the future.
-        let from = last_seq.map_or(entitled_from, |last| last.saturating_add(1));
-        let from = from.clamp(entitled_from, self.next_seq);
+        let from = position.map_or(entitled.seq, |p| p.last_seq.saturating_add(1));
+        let from = from.clamp(entitled.seq, self.next_seq);
+        let private_from =
+            position.map_or(entitled.private_seq, |p| p.last_private_seq.saturating_add(1));
+        let private_from = private_from.clamp(entitled.private_seq, member.next_private_seq);
         sub.queue
             .push(encode(&RoomFrame::Open { room: self.id.clone(), stream_id: sub.stream_id })?);
         sub.queue.set_pace(self.pace);
@@ -315,8 +364,26 @@ impl Room {
         if from < oldest {
             sub.queue.push_gap(from, oldest.min(self.next_seq) - 1);
         }
-        for replay in self.history.iter().filter(|r| r.seq >= from) {
-            sub.queue.push_replay(replay.seq, replay.priority, replay.frame.clone());
+        let oldest_private = member.privates.front().map_or(member.next_private_seq, |p| p.seq);
+        if private_from < oldest_private {
+            let to = oldest_private.min(member.next_private_seq) - 1;
+            sub.queue.push(encode(&RoomFrame::PrivateGap { from: private_from, to })?);
+        }
+        let mut messages = self.history.iter().filter(|r| r.seq >= from).peekable();
+        let mut privates = member.privates.iter().filter(|p| p.seq >= private_from).peekable();
+        loop {
+            let private_first = match (messages.peek(), privates.peek()) {
+                (None, None) => break,
+                (Some(message), Some(private)) => private.at < message.at,
+                (message, _) => message.is_none(),
+            };
+            if private_first {
+                let private = privates.next().expect("peeked");
+                sub.queue.push(private.frame.clone());
+            } else {
+                let replay = messages.next().expect("peeked");
+                sub.queue.push_replay(replay.seq, replay.priority, replay.frame.clone());
+            }
         }
         let joined = JoinedRoom {
             room: self.id.clone(),
@@ -510,7 +577,8 @@ impl Room {
         }
     }
 
-    /// `from` sends a private message to every connection of member `to`.
+    /// `from` sends a private message to every connection of member `to`, and keeps it for
+    /// `to`'s sessions that resume later (a connection may be lost with it still in flight).
     #[allow(clippy::too_many_arguments)]
     pub fn private(
         &mut self,
@@ -526,12 +594,21 @@ impl Room {
         if let Some(kind) = &kind {
             validate_kind(kind).map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?;
         }
-        let target = self.member(to)?;
-        let message = PrivateMessage { from: from.to_string(), timestamp_ms: unix_ms, kind, text };
-        let bytes = encode(&RoomFrame::Private(message))?;
+        let id = &self.id;
+        let target = self
+            .members
+            .get_mut(to)
+            .ok_or_else(|| error(ErrorCode::NotAMember, format!("{to} is not in room {id}")))?;
+        let seq = target.next_private_seq;
+        let message =
+            PrivateMessage { seq, from: from.to_string(), timestamp_ms: unix_ms, kind, text };
+        let frame = encode(&RoomFrame::Private(message))?;
         for sub in &target.subscribers {
-            sub.queue.push(bytes.clone());
+            sub.queue.push(frame.clone());
         }
+        target.privates.push_back(KeptPrivate { seq, at: now, frame });
+        trim_privates(&mut target.privates, now, config);
+        target.next_private_seq += 1;
         Ok(())
     }
 

@@ -335,8 +335,8 @@ fn resume(
         let queue = OutboundQueue::new(shared.queue_limits());
         let stream_id = shared.next_stream.fetch_add(1, Ordering::Relaxed);
         let sub = Subscriber { conn: conn_id, session: key, stream_id, queue: queue.clone() };
-        let last_seq = request.rooms.iter().find(|p| &p.room == room).map(|p| p.last_seq);
-        match lock(handle).reattach(user, sub, last_seq) {
+        let position = request.rooms.iter().find(|p| &p.room == room);
+        match lock(handle).reattach(user, sub, position, Instant::now(), &shared.config) {
             Ok(room_joined) => {
                 tokio::spawn(queue.clone().run_writer(conn.clone()).in_current_span());
                 conn_rooms.insert(room.clone(), (handle.clone(), queue));

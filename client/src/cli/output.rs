@@ -27,8 +27,16 @@ pub enum Record {
     },
     /// The server accepted this client's message.
     Sent { room: String, seq: u64 },
-    /// A private message to this user.
-    Private { room: String, from: String, text: String, kind: Option<String>, timestamp_ms: u64 },
+    /// A private message to this user; `seq` counts the private messages this user received in
+    /// the room.
+    Private {
+        room: String,
+        seq: u64,
+        from: String,
+        text: String,
+        kind: Option<String>,
+        timestamp_ms: u64,
+    },
     /// A member joined.
     MemberJoined { room: String, user: String, role: &'static str },
     /// A member left.
@@ -53,6 +61,8 @@ pub enum Record {
     Left { room: String, reason: &'static str },
     /// Messages `from..=to` of a room will never be delivered.
     Gap { room: String, from: u64, to: u64 },
+    /// Private messages `from..=to` to this user in a room will never be delivered.
+    PrivateGap { room: String, from: u64, to: u64 },
     /// The server is shutting down.
     GoingAway { reason: String },
     /// The connection was lost; the client tries again after `delay_ms`.
@@ -101,6 +111,7 @@ impl Record {
             },
             Event::Private { room, message } => Record::Private {
                 room,
+                seq: message.seq,
                 from: message.from,
                 text: message.text,
                 kind: message.kind,
@@ -122,6 +133,7 @@ impl Record {
             Event::MemberCount { room, count } => Record::MemberCount { room, count },
             Event::Left { room, reason } => Record::Left { room, reason: leave_reason(reason) },
             Event::Gap { room, from, to } => Record::Gap { room, from, to },
+            Event::PrivateGap { room, from, to } => Record::PrivateGap { room, from, to },
             Event::GoingAway { reason } => Record::GoingAway { reason },
             Event::Reconnecting { attempt, delay, reason } => Record::Reconnecting {
                 attempt,
@@ -219,6 +231,12 @@ impl Record {
             }
             Record::Gap { room, from, to } => {
                 format!("[{room}] * missed messages #{from} to #{to}")
+            }
+            Record::PrivateGap { room, from, to } if from == to => {
+                format!("[{room}] * missed private message #{from}")
+            }
+            Record::PrivateGap { room, from, to } => {
+                format!("[{room}] * missed private messages #{from} to #{to}")
             }
             Record::GoingAway { reason } => format!("server going away: {reason}"),
             Record::Reconnecting { attempt, delay_ms, reason } => {
@@ -365,6 +383,7 @@ mod tests {
     #[test]
     fn private() {
         let message = PrivateMessage {
+            seq: 3,
             from: "bob".into(),
             timestamp_ms: 5,
             kind: Some("sticker".into()),
@@ -372,7 +391,7 @@ mod tests {
         };
         assert_eq!(
             json_of_event(Event::Private { room: "r".into(), message }),
-            json!({"event": "private", "room": "r", "from": "bob", "text": "psst",
+            json!({"event": "private", "room": "r", "seq": 3, "from": "bob", "text": "psst",
                    "kind": "sticker", "timestamp_ms": 5})
         );
     }
@@ -528,6 +547,14 @@ mod tests {
         assert_eq!(
             Record::Gap { room: "r".into(), from: 2, to: 5 }.to_text(),
             "[r] * missed messages #2 to #5"
+        );
+        assert_eq!(
+            json_of_event(Event::PrivateGap { room: "r".into(), from: 1, to: 3 }),
+            json!({"event": "private_gap", "room": "r", "from": 1, "to": 3})
+        );
+        assert_eq!(
+            Record::PrivateGap { room: "r".into(), from: 1, to: 3 }.to_text(),
+            "[r] * missed private messages #1 to #3"
         );
     }
 

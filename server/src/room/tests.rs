@@ -263,6 +263,11 @@ fn absurd_durations_do_not_overflow() {
     assert_eq!(code(room.join("mallory", Conn::new(3).sub(), now, &config)), ErrorCode::Banned);
 }
 
+/// A resume position in the room of `setup`.
+fn position(last_seq: u64, last_private_seq: u64) -> RoomPosition {
+    RoomPosition { room: "lobby".into(), last_seq, last_private_seq }
+}
+
 fn message_seqs(frames: &[RoomFrame]) -> Vec<u64> {
     frames
         .iter()
@@ -292,7 +297,7 @@ fn a_detached_session_keeps_its_membership_and_replays_what_it_missed() {
     // Bob resumes on a new connection of the same session, having received seq 1.
     let b2 = Conn::new(3);
     let sub = Subscriber { session: 2, ..b2.sub() };
-    let joined = room.reattach("bob", sub, Some(1)).unwrap();
+    let joined = room.reattach("bob", sub, Some(&position(1, 0)), now, &config).unwrap();
     assert_eq!((joined.role, joined.next_seq, joined.stream_id), (Role::Member, 4, 30));
     room.send("owner", "four".into(), None, Priority::Normal, now, 0, &config).unwrap();
     let frames = b2.frames();
@@ -300,7 +305,7 @@ fn a_detached_session_keeps_its_membership_and_replays_what_it_missed() {
     assert_eq!(message_seqs(&frames), [2, 3, 4], "replayed in order, then live, exactly once");
     // A session that never held the membership cannot reattach.
     let stranger = Subscriber { session: 99, ..Conn::new(4).sub() };
-    assert_eq!(code(room.reattach("bob", stranger, None)), ErrorCode::NotAMember);
+    assert_eq!(code(room.reattach("bob", stranger, None, now, &config)), ErrorCode::NotAMember);
 }
 
 #[test]
@@ -315,7 +320,14 @@ fn replay_reports_a_gap_for_what_the_buffer_no_longer_holds() {
         room.send("owner", format!("m{i}"), None, Priority::Normal, now, 0, &config).unwrap();
     }
     let b2 = Conn::new(3);
-    room.reattach("bob", Subscriber { session: 2, ..b2.sub() }, Some(0)).unwrap();
+    room.reattach(
+        "bob",
+        Subscriber { session: 2, ..b2.sub() },
+        Some(&position(0, 0)),
+        now,
+        &config,
+    )
+    .unwrap();
     let frames = b2.frames();
     assert_eq!(frames[1], RoomFrame::Gap { from: 1, to: 3 });
     assert_eq!(message_seqs(&frames), [4, 5, 6]);
@@ -325,7 +337,8 @@ fn replay_reports_a_gap_for_what_the_buffer_no_longer_holds() {
     room.maintain(later, &config);
     room.detach("bob", 3);
     let b3 = Conn::new(4);
-    room.reattach("bob", Subscriber { session: 2, ..b3.sub() }, Some(4)).unwrap();
+    let sub = Subscriber { session: 2, ..b3.sub() };
+    room.reattach("bob", sub, Some(&position(4, 0)), later, &config).unwrap();
     assert_eq!(b3.frames()[1], RoomFrame::Gap { from: 5, to: 6 });
 }
 
@@ -374,4 +387,109 @@ fn large_rooms_batch_their_fan_out() {
     assert_eq!(room.pace, config.fanout_batch_interval);
     room.leave("bob", 2, now, &config).unwrap();
     assert_eq!(room.pace, Duration::ZERO);
+}
+
+/// What a resumed stream carries after `Open`, in order, as short strings.
+fn replayed(frames: &[RoomFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .skip(1)
+        .map(|f| match f {
+            RoomFrame::Message(m) => format!("#{} {}", m.seq, m.text),
+            RoomFrame::Private(p) => format!("p{} {}: {}", p.seq, p.from, p.text),
+            RoomFrame::Gap { from, to } => format!("gap {from}-{to}"),
+            RoomFrame::PrivateGap { from, to } => format!("private gap {from}-{to}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn private_messages_are_numbered_per_member_and_replayed_in_order_after_a_resume() {
+    let (mut room, config, now) = setup();
+    let (a, b, c) = (Conn::new(1), Conn::new(2), Conn::new(3));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    room.join("bob", b.sub(), now, &config).unwrap();
+    room.join("carol", c.sub(), now, &config).unwrap();
+    let ms = Duration::from_millis;
+    room.private("owner", "bob", "first".into(), None, now, 0, &config).unwrap();
+    room.private("carol", "bob", "second".into(), None, now + ms(1), 0, &config).unwrap();
+    room.private("bob", "carol", "to carol".into(), None, now + ms(1), 0, &config).unwrap();
+    let seqs = |frames: Vec<RoomFrame>| -> Vec<u64> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                RoomFrame::Private(p) => Some(p.seq),
+                _ => None,
+            })
+            .collect()
+    };
+    // Numbered per receiver: bob's two are 1 and 2 whoever sent them, carol's first is 1.
+    assert_eq!(seqs(b.frames()), [1, 2]);
+    assert_eq!(seqs(c.frames()), [1]);
+
+    // Bob's connection is lost with private 3 and message 1 possibly in flight: he got
+    // neither. More arrives while he is away.
+    room.send("owner", "m1".into(), None, Priority::Normal, now + ms(2), 0, &config).unwrap();
+    room.private("owner", "bob", "third".into(), None, now + ms(3), 0, &config).unwrap();
+    room.detach("bob", 2);
+    room.send("carol", "m2".into(), None, Priority::Normal, now + ms(4), 0, &config).unwrap();
+    room.private("carol", "bob", "fourth".into(), None, now + ms(5), 0, &config).unwrap();
+    room.send("owner", "m3".into(), None, Priority::Normal, now + ms(6), 0, &config).unwrap();
+
+    let b2 = Conn::new(4);
+    let sub = Subscriber { session: 2, ..b2.sub() };
+    room.reattach("bob", sub, Some(&position(0, 2)), now + ms(7), &config).unwrap();
+    room.private("owner", "bob", "live".into(), None, now + ms(8), 0, &config).unwrap();
+    assert_eq!(
+        replayed(&b2.frames()),
+        ["#1 m1", "p3 owner: third", "#2 m2", "p4 carol: fourth", "#3 m3", "p5 owner: live"],
+        "what bob missed, in the order the server accepted it, then live"
+    );
+}
+
+#[test]
+fn private_replay_reports_a_gap_and_starts_where_the_session_joined() {
+    let (mut room, mut config, now) = setup();
+    config.private_replay_messages = 2;
+    let (a, b) = (Conn::new(1), Conn::new(2));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    room.join("bob", b.sub(), now, &config).unwrap();
+    room.detach("bob", 2);
+    for i in 1..=5 {
+        room.private("owner", "bob", format!("p{i}"), None, now, 0, &config).unwrap();
+    }
+    let b2 = Conn::new(3);
+    room.reattach("bob", Subscriber { session: 2, ..b2.sub() }, None, now, &config).unwrap();
+    assert_eq!(replayed(&b2.frames()), ["private gap 1-3", "p4 owner: p4", "p5 owner: p5"]);
+
+    // A second session of bob's joins later: it is not entitled to what came before it.
+    let other = Conn::new(4);
+    room.join("bob", Subscriber { session: 7, ..other.sub() }, now, &config).unwrap();
+    room.private("owner", "bob", "p6".into(), None, now, 0, &config).unwrap();
+    room.detach("bob", 4);
+    let other2 = Conn::new(5);
+    room.reattach(
+        "bob",
+        Subscriber { session: 7, ..other2.sub() },
+        Some(&position(0, 0)),
+        now,
+        &config,
+    )
+    .unwrap();
+    assert_eq!(replayed(&other2.frames()), ["p6 owner: p6"]);
+
+    // Too old is gone too.
+    room.detach("bob", 3);
+    let later = now + config.replay_buffer_age + Duration::from_secs(1);
+    let b3 = Conn::new(6);
+    room.reattach(
+        "bob",
+        Subscriber { session: 2, ..b3.sub() },
+        Some(&position(0, 5)),
+        later,
+        &config,
+    )
+    .unwrap();
+    assert_eq!(replayed(&b3.frames()), ["private gap 6-6"]);
 }
