@@ -51,7 +51,8 @@ pub enum Event {
         message: PrivateMessage,
     },
     /// Private messages `from..=to` (their [`PrivateMessage::seq`]) were sent to this user
-    /// while its connection was lost, and are too old to be replayed.
+    /// while its connection was lost, and the server no longer kept them when it came back
+    /// (too old, or beyond the number or bytes it keeps per member).
     PrivateGap {
         /// The room.
         room: String,

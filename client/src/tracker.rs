@@ -15,8 +15,9 @@
 //!
 //! Private messages have their own numbering per receiver and room, kept the same way
 //! (`last_private_seq`): claimed in a resume request, de-duplicated against, advanced by a
-//! private gap report. It restarts with every new membership; a fresh session's rejoin cannot
-//! count the private messages it missed (the server keeps them per session).
+//! private gap report. It restarts with every new membership: a rejoin in a fresh session is
+//! one (the server numbers private messages per membership, and cannot count those the old
+//! session missed).
 //!
 //! The tracker also remembers which rooms the client is in (and which it is leaving), so that
 //! they can be re-attached after a reconnection. It knows nothing of streams beyond their ids:
@@ -385,6 +386,9 @@ impl RoomTracker {
                 NextStream::Resumed
             } else {
                 reattach.rejoin.push(room.clone());
+                // The rejoin is a new membership for the server: claiming the old one's
+                // private position in a later resume would skip its first private messages.
+                state.last_private_seq = 0;
                 NextStream::Rejoined { next_seq: None, new_room }
             };
             true
@@ -517,8 +521,11 @@ mod tests {
 
         // A fresh session's rejoin is a new membership: its numbering starts again.
         tracker.fresh_session();
-        assert_eq!(last_private(&tracker), 8, "claimed until the rejoin settles");
-        tracker.note_joined(&joined("r", 1, 2));
+        assert_eq!(last_private(&tracker), 0, "the old membership's numbering is not claimed");
+        // The connection is lost again before the rejoin's stream started; the fresh session
+        // resumes, holding the rejoined membership: its private messages replay from 1.
+        assert_eq!(tracker.resumed(&[joined("r", 1, 2)]), Reattach::default());
+        assert_eq!(last_private(&tracker), 0);
         tracker.stream_started("r", 2);
         assert_eq!(tracker.start("r", 2), StreamStart::Ready { gap: None });
         assert!(tracker.on_private("r", 2, 1));

@@ -484,7 +484,8 @@ pub enum RoomFrame {
         to: u64,
     },
     /// Private messages `from..=to` (private sequence numbers) were sent to this member while
-    /// its connection was lost and are too old to replay on the resumed stream.
+    /// its connection was lost, and were no longer kept when its session resumed (too old, or
+    /// beyond what the server keeps per member).
     PrivateGap {
         /// The first private sequence number missed.
         from: u64,

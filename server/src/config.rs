@@ -120,6 +120,10 @@ pub struct ServerConfig {
     /// sessions (kept for `replay_buffer_age` too). Default 100: private messages are few, and
     /// a member's sessions may have been away for the whole resume window.
     pub private_replay_messages: usize,
+    /// The most bytes of private messages each member of a room keeps for replay (whichever
+    /// of this and `private_replay_messages` comes first). Default 64 KiB: bounds what a flood
+    /// of private messages can pin in a large room.
+    pub private_replay_bytes: usize,
     /// How long a session whose connection was lost is kept (memberships, roles, attributes,
     /// position) for the client to resume; the room sees no leave meanwhile. Default 2 min: a
     /// lift, a tunnel or a network switch; a longer absence is a departure. Zero disables
@@ -207,6 +211,7 @@ impl Default for ServerConfig {
             replay_buffer_messages: 4096,
             replay_buffer_age: Duration::from_secs(180),
             private_replay_messages: 100,
+            private_replay_bytes: 64 * 1024,
             resume_window: Duration::from_secs(120),
             resume_token_lifetime: Duration::from_secs(24 * 3600),
             tls_session_cache: 100_000,

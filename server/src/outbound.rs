@@ -209,6 +209,12 @@ impl OutboundQueue {
         self.push_entry(Entry::Message { seq, priority, frame, replay: true }, 0)
     }
 
+    /// Queues a control frame of a resumed session's replay (a kept private message, or the
+    /// report of those no longer kept): never shed, not counted against the soft limit.
+    pub fn push_replay_control(&self, frame: Bytes) -> bool {
+        self.push_entry(Entry::Control(frame), 0)
+    }
+
     /// Queues a gap report for messages `from..=to`.
     pub fn push_gap(&self, from: u64, to: u64) -> bool {
         self.push_entry(Entry::Gap { from, to }, 0)
@@ -475,6 +481,27 @@ mod tests {
         // Lows 2 and 4 went first, then the oldest normal (1); 3, 5 and 6 fit.
         assert_eq!(outline(&frames), [(1, 2), (3, 3), (4, 4), (5, 5), (6, 6)]);
         assert_eq!(queue.shed_count(), 3);
+    }
+
+    #[test]
+    fn a_replay_does_not_make_live_messages_shed() {
+        // Room for about three messages; a resumed session's replay of five room messages and
+        // five private messages is queued first.
+        let (_, _, sample) = message(1, Priority::Low);
+        let queue =
+            OutboundQueue::new(QueueLimits { soft_bytes: sample.len() * 3, hard_frames: 64 });
+        for seq in 1..=5 {
+            let (seq, priority, frame) = message(seq, Priority::Low);
+            assert!(queue.push_replay(seq, priority, frame));
+            assert!(queue.push_replay_control(sample.clone()));
+        }
+        let (seq, priority, frame) = message(6, Priority::Low);
+        queue.push_message(seq, priority, frame);
+        let mut batch = Vec::new();
+        queue.take(&mut batch);
+        let frames = decode(batch);
+        let live = frames.last().expect("frames");
+        assert!(matches!(live, RoomFrame::Message(m) if m.seq == 6), "shed: {live:?}");
     }
 
     #[test]

@@ -56,8 +56,37 @@ struct Member {
     subscribers: Vec<Subscriber>,
     /// The private sequence number of the next private message to this member.
     next_private_seq: u64,
-    /// The latest private messages to this member, oldest first, bounded by count and age.
+    /// The latest private messages to this member, oldest first, bounded by count, bytes and
+    /// age.
     privates: VecDeque<KeptPrivate>,
+    /// The encoded size of `privates`.
+    private_bytes: usize,
+}
+
+impl Member {
+    /// Keeps a private message for this member's sessions that resume later.
+    fn keep_private(&mut self, kept: KeptPrivate) {
+        self.private_bytes += kept.frame.len();
+        self.privates.push_back(kept);
+    }
+
+    /// Forgets kept private messages beyond the configured count, bytes and age; returns how
+    /// many it forgot.
+    fn trim_privates(&mut self, now: Instant, config: &ServerConfig) -> usize {
+        let mut forgotten = 0;
+        while let Some(oldest) = self.privates.front() {
+            let too_many = self.privates.len() > config.private_replay_messages
+                || self.private_bytes > config.private_replay_bytes;
+            let too_old = now.saturating_duration_since(oldest.at) > config.replay_buffer_age;
+            if !too_many && !too_old {
+                break;
+            }
+            self.private_bytes -= oldest.frame.len();
+            self.privates.pop_front();
+            forgotten += 1;
+        }
+        forgotten
+    }
 }
 
 /// Where a session's hold on a membership starts: nothing from before it is replayed to it.
@@ -82,6 +111,9 @@ struct Replay {
 #[derive(Debug)]
 struct KeptPrivate {
     seq: u64,
+    /// The room's `next_seq` when it was accepted: it came after every room message before
+    /// that one, and before that one.
+    before_seq: u64,
     at: Instant,
     frame: Bytes,
 }
@@ -95,6 +127,9 @@ pub struct Room {
     members: BTreeMap<String, Member>,
     /// The latest messages, oldest first, bounded by count and age.
     history: VecDeque<Replay>,
+    /// How many private messages the members keep in all (so that `maintain` only looks for
+    /// old ones when there are some).
+    kept_privates: usize,
     /// Muted users: until when, or `None` until unmuted.
     mutes: HashMap<String, Option<Instant>>,
     /// Kicked users and when their ban ends.
@@ -127,19 +162,6 @@ fn attributes_fit(attributes: &Attributes, config: &ServerConfig) -> bool {
         && attributes.keys().all(|k| !k.is_empty())
 }
 
-/// Forgets a member's kept private messages beyond the configured count and age.
-fn trim_privates(privates: &mut VecDeque<KeptPrivate>, now: Instant, config: &ServerConfig) {
-    while privates.len() > config.private_replay_messages {
-        privates.pop_front();
-    }
-    while privates
-        .front()
-        .is_some_and(|p| now.saturating_duration_since(p.at) > config.replay_buffer_age)
-    {
-        privates.pop_front();
-    }
-}
-
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
     ErrorFrame::new(code, message)
 }
@@ -159,6 +181,7 @@ impl Room {
             next_seq: 1,
             members: BTreeMap::new(),
             history: VecDeque::new(),
+            kept_privates: 0,
             mutes: HashMap::new(),
             bans: HashMap::new(),
             empty_since: Some(now),
@@ -311,6 +334,7 @@ impl Room {
                     subscribers: vec![sub],
                     next_private_seq: 1,
                     privates: VecDeque::new(),
+                    private_bytes: 0,
                 };
                 self.members.insert(user.to_string(), member);
                 if self.presence_on(config) {
@@ -336,7 +360,7 @@ impl Room {
     /// the client says it received; `None` means "nothing since joining"): every room message
     /// still in the replay buffer (a [`RoomFrame::Gap`] first for older ones) and every private
     /// message still kept (a [`RoomFrame::PrivateGap`] first for older ones), merged in the
-    /// order the server accepted them; then the room live.
+    /// order the room accepted them; then the room live.
     pub fn reattach(
         &mut self,
         user: &str,
@@ -349,7 +373,7 @@ impl Room {
         let not_member = || error(ErrorCode::NotAMember, format!("no longer in room {}", self.id));
         let member = self.members.get_mut(user).ok_or_else(not_member)?;
         let &entitled = member.sessions.get(&sub.session).ok_or_else(not_member)?;
-        trim_privates(&mut member.privates, now, config);
+        self.kept_privates -= member.trim_privates(now, config);
         let member = &self.members[user];
         // Nothing from before the session joined, nothing from the future.
         let from = position.map_or(entitled.seq, |p| p.last_seq.saturating_add(1));
@@ -367,23 +391,20 @@ impl Room {
         let oldest_private = member.privates.front().map_or(member.next_private_seq, |p| p.seq);
         if private_from < oldest_private {
             let to = oldest_private.min(member.next_private_seq) - 1;
-            sub.queue.push(encode(&RoomFrame::PrivateGap { from: private_from, to })?);
+            let gap = encode(&RoomFrame::PrivateGap { from: private_from, to })?;
+            sub.queue.push_replay_control(gap);
         }
-        let mut messages = self.history.iter().filter(|r| r.seq >= from).peekable();
+        // Both in the order the room accepted them: a private message goes before the first
+        // room message that was not yet accepted when it was.
         let mut privates = member.privates.iter().filter(|p| p.seq >= private_from).peekable();
-        loop {
-            let private_first = match (messages.peek(), privates.peek()) {
-                (None, None) => break,
-                (Some(message), Some(private)) => private.at < message.at,
-                (message, _) => message.is_none(),
-            };
-            if private_first {
-                let private = privates.next().expect("peeked");
-                sub.queue.push(private.frame.clone());
-            } else {
-                let replay = messages.next().expect("peeked");
-                sub.queue.push_replay(replay.seq, replay.priority, replay.frame.clone());
+        for replay in self.history.iter().filter(|r| r.seq >= from) {
+            while let Some(private) = privates.next_if(|p| p.before_seq <= replay.seq) {
+                sub.queue.push_replay_control(private.frame.clone());
             }
+            sub.queue.push_replay(replay.seq, replay.priority, replay.frame.clone());
+        }
+        for private in privates {
+            sub.queue.push_replay_control(private.frame.clone());
         }
         let joined = JoinedRoom {
             room: self.id.clone(),
@@ -423,7 +444,9 @@ impl Room {
         if !member.sessions.is_empty() {
             return Ok(());
         }
-        self.members.remove(user);
+        if let Some(member) = self.members.remove(user) {
+            self.kept_privates -= member.privates.len();
+        }
         self.update_pacing(config);
         if self.members.is_empty() {
             self.empty_since = Some(now);
@@ -606,8 +629,9 @@ impl Room {
         for sub in &target.subscribers {
             sub.queue.push(frame.clone());
         }
-        target.privates.push_back(KeptPrivate { seq, at: now, frame });
-        trim_privates(&mut target.privates, now, config);
+        target.keep_private(KeptPrivate { seq, before_seq: self.next_seq, at: now, frame });
+        self.kept_privates += 1;
+        self.kept_privates -= target.trim_privates(now, config);
         target.next_private_seq += 1;
         Ok(())
     }
@@ -720,6 +744,7 @@ impl Room {
         )?;
         let left = encode(&RoomFrame::Left { reason: LeaveReason::Kicked })?;
         if let Some(member) = self.members.remove(target) {
+            self.kept_privates -= member.privates.len();
             for sub in member.subscribers {
                 sub.queue.close(Some(left.clone()));
             }
@@ -829,6 +854,11 @@ impl Room {
     /// is now closed: the registry should drop it.
     pub fn maintain(&mut self, now: Instant, config: &ServerConfig) -> bool {
         self.trim_history(now, config);
+        if self.kept_privates > 0 {
+            for member in self.members.values_mut() {
+                self.kept_privates -= member.trim_privates(now, config);
+            }
+        }
         self.bans.retain(|_, until| *until > now);
         self.mutes.retain(|_, until| until.is_none_or(|t| t > now));
         if let Some(since) = self.empty_since {

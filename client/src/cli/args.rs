@@ -13,9 +13,9 @@ pub const DEV_CERT: &str = "./chatroom-data/dev-cert.pem";
 const AFTER_HELP: &str = "\
 Output: without --json, events are printed for a person on stdout and errors on stderr. With
 --json, stdout carries one JSON object per line and nothing else, each with an \"event\" field
-(created, joined, message, gap, sent, private, member_joined, member_left, member_count, role,
-muted, unmuted, kicked, attributes, members, left, going_away, reconnecting, resumed,
-new_session, rejoin_failed, disconnected, error); logs go to stderr (RUST_LOG, default warn).
+(created, joined, message, gap, sent, private, private_gap, member_joined, member_left,
+member_count, role, muted, unmuted, kicked, attributes, members, left, going_away, reconnecting,
+resumed, new_session, rejoin_failed, disconnected, error); logs go to stderr (RUST_LOG, default warn).
 
 Weak networks: a lost connection is not the end. The client reconnects by itself, with a
 back-off from --reconnect-initial doubling up to --reconnect-max (randomised, so that clients

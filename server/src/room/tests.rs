@@ -411,10 +411,10 @@ fn private_messages_are_numbered_per_member_and_replayed_in_order_after_a_resume
     room.join("owner", a.sub(), now, &config).unwrap();
     room.join("bob", b.sub(), now, &config).unwrap();
     room.join("carol", c.sub(), now, &config).unwrap();
-    let ms = Duration::from_millis;
+    // Everything happens at the same instant: the order is the room's, not the clock's.
     room.private("owner", "bob", "first".into(), None, now, 0, &config).unwrap();
-    room.private("carol", "bob", "second".into(), None, now + ms(1), 0, &config).unwrap();
-    room.private("bob", "carol", "to carol".into(), None, now + ms(1), 0, &config).unwrap();
+    room.private("carol", "bob", "second".into(), None, now, 0, &config).unwrap();
+    room.private("bob", "carol", "to carol".into(), None, now, 0, &config).unwrap();
     let seqs = |frames: Vec<RoomFrame>| -> Vec<u64> {
         frames
             .iter()
@@ -430,22 +430,33 @@ fn private_messages_are_numbered_per_member_and_replayed_in_order_after_a_resume
 
     // Bob's connection is lost with private 3 and message 1 possibly in flight: he got
     // neither. More arrives while he is away.
-    room.send("owner", "m1".into(), None, Priority::Normal, now + ms(2), 0, &config).unwrap();
-    room.private("owner", "bob", "third".into(), None, now + ms(3), 0, &config).unwrap();
+    room.send("owner", "m1".into(), None, Priority::Normal, now, 0, &config).unwrap();
+    room.private("owner", "bob", "third".into(), None, now, 0, &config).unwrap();
     room.detach("bob", 2);
-    room.send("carol", "m2".into(), None, Priority::Normal, now + ms(4), 0, &config).unwrap();
-    room.private("carol", "bob", "fourth".into(), None, now + ms(5), 0, &config).unwrap();
-    room.send("owner", "m3".into(), None, Priority::Normal, now + ms(6), 0, &config).unwrap();
+    room.private("carol", "bob", "fourth".into(), None, now, 0, &config).unwrap();
+    room.send("carol", "m2".into(), None, Priority::Normal, now, 0, &config).unwrap();
+    room.send("owner", "m3".into(), None, Priority::Normal, now, 0, &config).unwrap();
+    room.private("owner", "bob", "fifth".into(), None, now, 0, &config).unwrap();
 
     let b2 = Conn::new(4);
     let sub = Subscriber { session: 2, ..b2.sub() };
-    room.reattach("bob", sub, Some(&position(0, 2)), now + ms(7), &config).unwrap();
-    room.private("owner", "bob", "live".into(), None, now + ms(8), 0, &config).unwrap();
+    room.reattach("bob", sub, Some(&position(0, 2)), now, &config).unwrap();
+    room.private("owner", "bob", "live".into(), None, now, 0, &config).unwrap();
     assert_eq!(
         replayed(&b2.frames()),
-        ["#1 m1", "p3 owner: third", "#2 m2", "p4 carol: fourth", "#3 m3", "p5 owner: live"],
-        "what bob missed, in the order the server accepted it, then live"
+        [
+            "#1 m1",
+            "p3 owner: third",
+            "p4 carol: fourth",
+            "#2 m2",
+            "#3 m3",
+            "p5 owner: fifth",
+            "p6 owner: live"
+        ],
+        "what bob missed, in the order the room accepted it, then live"
     );
+    // Kept for a later resume: bob's six and carol's one.
+    assert_eq!(room.kept_privates, 7);
 }
 
 #[test]
@@ -492,4 +503,42 @@ fn private_replay_reports_a_gap_and_starts_where_the_session_joined() {
     )
     .unwrap();
     assert_eq!(replayed(&b3.frames()), ["private gap 6-6"]);
+}
+
+#[test]
+fn kept_private_messages_are_bounded_and_end_with_the_membership() {
+    let (mut room, mut config, now) = setup();
+    config.private_replay_bytes = 130;
+    let (a, b) = (Conn::new(1), Conn::new(2));
+    room.join("owner", a.sub(), now, &config).unwrap();
+    room.join("bob", b.sub(), now, &config).unwrap();
+    for i in 1..=4 {
+        room.private("owner", "bob", format!("{i}").repeat(40), None, now, 0, &config).unwrap();
+    }
+    // Each frame is 55 bytes: only the newest two fit in 130.
+    assert_eq!(room.members["bob"].privates.iter().map(|p| p.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(room.kept_privates, 2);
+
+    // Old ones are forgotten by the periodic maintenance too, not only when more come.
+    room.maintain(now + config.replay_buffer_age + Duration::from_secs(1), &config);
+    assert!(room.members["bob"].privates.is_empty());
+    assert_eq!(room.kept_privates, 0);
+
+    // Leaving ends the membership: joining again starts the numbering at 1.
+    room.private("owner", "bob", "kept".into(), None, now, 0, &config).unwrap();
+    assert_eq!(room.kept_privates, 1);
+    room.leave("bob", 2, now, &config).unwrap();
+    assert_eq!(room.kept_privates, 0);
+    let b2 = Conn::new(3);
+    room.join("bob", b2.sub(), now, &config).unwrap();
+    room.private("owner", "bob", "again".into(), None, now, 0, &config).unwrap();
+    assert_eq!(replayed(&b2.frames()), ["p1 owner: again"]);
+
+    // A resume claiming more than was ever sent gets nothing replayed and no gap.
+    room.detach("bob", 3);
+    let b3 = Conn::new(4);
+    let sub = Subscriber { session: 3, ..b3.sub() };
+    room.reattach("bob", sub, Some(&position(u64::MAX, u64::MAX)), now, &config).unwrap();
+    room.private("owner", "bob", "live".into(), None, now, 0, &config).unwrap();
+    assert_eq!(replayed(&b3.frames()), ["p2 owner: live"]);
 }
