@@ -25,12 +25,12 @@
 //! its frames, and the reconnection driver about new sessions.
 //!
 //! A room's numbering starts at 1, and a server keeps its rooms in memory only. So a rejoin
-//! after the server announced its shutdown, or one that finds the room's `next_seq` below the
-//! client's position, meets a new room under the same name: the client's position restarts,
-//! and the messages of the new room before the rejoin (`1 ..= next_seq - 1`) are the gap.
-//! Messages the old room got after the client's position died with it and cannot be counted.
-//! (Without the shutdown notice, a crashed server's new room that already outnumbers the
-//! client's position cannot be told from the old one: the protocol has no room incarnation.)
+//! that finds another room epoch (`JoinedRoom::epoch`: the server restarted, even by crashing,
+//! or the room was dropped and created again), that follows the server's shutdown notice, or
+//! that finds the room's `next_seq` below the client's position, meets a new room under the
+//! same name: the client's position restarts, and the messages of the new room before the
+//! rejoin (`1 ..= next_seq - 1`) are the gap. Messages the old room got after the client's
+//! position died with it and cannot be counted.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -50,6 +50,8 @@ struct RoomState {
     /// The last sequence number delivered or reported missing; `None` until known (a membership
     /// whose first message and join response have not arrived yet).
     last_seq: Option<u64>,
+    /// The room's epoch, once a join response (or a resume) told it.
+    epoch: Option<u64>,
     /// The last private sequence number delivered or reported missing on this membership; 0
     /// before the first.
     last_private_seq: u64,
@@ -137,8 +139,11 @@ impl RoomTracker {
     /// A join response arrived (any join: the application's or a rejoin).
     pub(crate) fn note_joined(&mut self, joined: &JoinedRoom) {
         let state = self.rooms.entry(joined.room.clone()).or_default();
+        let other_epoch = state.epoch.is_some_and(|epoch| epoch != joined.epoch);
+        state.epoch = Some(joined.epoch);
         match state.next {
             NextStream::Rejoined { new_room, .. } => {
+                let new_room = new_room || other_epoch;
                 state.next = NextStream::Rejoined { next_seq: Some(joined.next_seq), new_room };
                 return;
             }
@@ -357,6 +362,7 @@ impl RoomTracker {
         let held: HashSet<&str> = returned.iter().map(|joined| joined.room.as_str()).collect();
         for joined in returned {
             let state = self.rooms.entry(joined.room.clone()).or_default();
+            state.epoch = Some(joined.epoch);
             // A leave that was in flight did not happen: the application was told its outcome
             // was unknown and may ask again.
             state.leaving = false;
@@ -414,8 +420,14 @@ mod tests {
 
     use super::*;
 
+    /// A join response of `room`, in its first epoch.
     fn joined(room: &str, next_seq: u64, stream_id: u64) -> JoinedRoom {
-        JoinedRoom { room: room.into(), role: Role::Member, members: 1, next_seq, stream_id }
+        joined_in(room, 1, next_seq, stream_id)
+    }
+
+    fn joined_in(room: &str, epoch: u64, next_seq: u64, stream_id: u64) -> JoinedRoom {
+        let role = Role::Member;
+        JoinedRoom { room: room.into(), role, members: 1, next_seq, stream_id, epoch }
     }
 
     fn deliver(tracker: &mut RoomTracker, room: &str, stream: u64, seqs: &[u64]) {
@@ -615,6 +627,27 @@ mod tests {
         tracker.note_joined(&joined("r", 12, 4));
         tracker.stream_started("r", 4);
         assert_eq!(tracker.start("r", 4), StreamStart::Ready { gap: Some((9, 11)) });
+    }
+
+    #[test]
+    fn a_rejoin_that_finds_another_epoch_reports_the_new_rooms_messages() {
+        // The server crashed (no shutdown notice) and its new room under the same name already
+        // outnumbers the client's position: only the epoch tells them apart.
+        let mut tracker = RoomTracker::default();
+        tracker.note_joined(&joined_in("r", 7, 1, 1));
+        tracker.stream_started("r", 1);
+        deliver(&mut tracker, "r", 1, &[1, 2, 3, 4]);
+        tracker.fresh_session();
+        tracker.note_joined(&joined_in("r", 8, 10, 2));
+        tracker.stream_started("r", 2);
+        assert_eq!(tracker.start("r", 2), StreamStart::Ready { gap: Some((1, 9)) });
+        deliver(&mut tracker, "r", 2, &[10]);
+
+        // The same epoch again (only the session was lost): the gap starts after the position.
+        tracker.fresh_session();
+        tracker.note_joined(&joined_in("r", 8, 15, 3));
+        tracker.stream_started("r", 3);
+        assert_eq!(tracker.start("r", 3), StreamStart::Ready { gap: Some((11, 14)) });
     }
 
     #[test]

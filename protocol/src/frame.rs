@@ -323,6 +323,12 @@ pub struct JoinedRoom {
     pub next_seq: u64,
     /// The id of the room stream that carries this membership's content (see [`RoomFrame::Open`]).
     pub stream_id: u64,
+    /// Which incarnation of the room this is: chosen at random when the room is created, so a
+    /// room that ceased to exist (the server restarted, or the room was dropped when empty) and
+    /// was created again under the same name has another. Sequence numbers of different
+    /// epochs are unrelated: a client that joins again and finds another epoch missed the new
+    /// room's messages `1..next_seq`, whatever its old position.
+    pub epoch: u64,
 }
 
 /// One page of a room's member list.

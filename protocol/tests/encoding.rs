@@ -365,6 +365,7 @@ fn every_variant_has_its_documented_index() {
             members: 0,
             next_seq: 0,
             stream_id: 0,
+            epoch: 0,
         }),
         ResponseBody::Sent { room: s(), seq: 0 },
         ResponseBody::Attributes { room: s(), user: s(), attributes: Attributes::new() },
@@ -467,8 +468,14 @@ fn field_tables_match_the_structs() {
     let resume = ResumeRequest { token: s(), rooms: vec![position.clone()] };
     let hello = Hello { version: 0, user: s(), token: None, agent: s(), resume: None };
     let welcome = bare_welcome();
-    let joined =
-        JoinedRoom { room: s(), role: Role::Member, members: 0, next_seq: 0, stream_id: 0 };
+    let joined = JoinedRoom {
+        room: s(),
+        role: Role::Member,
+        members: 0,
+        next_seq: 0,
+        stream_id: 0,
+        epoch: 0,
+    };
     let info = MemberInfo { user: s(), role: Role::Member, attributes: Attributes::new() };
     let page = MemberPage { room: s(), count: 0, members: vec![], next: None };
     let message = RoomMessage {
@@ -603,9 +610,10 @@ fn pinned_examples_match_protocol_md() {
             members: 42,
             next_seq: 1000,
             stream_id: 3,
+            epoch: 0x5eed,
         })),
     });
-    pin(joined, "00 00 00 10 02 07 00 02 05 6c 6f 62 62 79 00 2a fb e8 03 03");
+    pin(joined, "00 00 00 13 02 07 00 02 05 6c 6f 62 62 79 00 2a fb e8 03 03 fb ed 5e");
 
     let open = RoomFrame::Open { room: "lobby".into(), stream_id: 3 };
     pin(open, "00 00 00 08 00 05 6c 6f 62 62 79 03");
@@ -664,13 +672,14 @@ fn pinned_resume_examples_match_protocol_md() {
             members: 42,
             next_seq: 1010,
             stream_id: 9,
+            epoch: 0x5eed,
         }],
     });
     pin(
         resumed,
-        "00 00 00 37 00 01 05 61 6c 69 63 65 02 65 75 02 73 31 \
+        "00 00 00 3a 00 01 05 61 6c 69 63 65 02 65 75 02 73 31 \
          fc 00 00 10 00 fb 00 20 20 fb 00 04 40 fb f4 01 \
-         04 74 6f 6b 32 fc c0 d4 01 00 01 00 01 05 6c 6f 62 62 79 00 2a fb f2 03 09",
+         04 74 6f 6b 32 fc c0 d4 01 00 01 00 01 05 6c 6f 62 62 79 00 2a fb f2 03 09 fb ed 5e",
     );
 
     let open = RoomFrame::Open { room: "lobby".into(), stream_id: 9 };

@@ -183,13 +183,14 @@ fn member_info() -> impl Strategy<Value = MemberInfo> {
 }
 
 fn joined_room() -> impl Strategy<Value = JoinedRoom> {
-    (text(), role(), int64(), int64(), int64()).prop_map(
-        |(room, role, members, next_seq, stream_id)| JoinedRoom {
+    (text(), role(), int64(), int64(), int64(), int64()).prop_map(
+        |(room, role, members, next_seq, stream_id, epoch)| JoinedRoom {
             room,
             role,
             members,
             next_seq,
             stream_id,
+            epoch,
         },
     )
 }

@@ -122,6 +122,9 @@ struct KeptPrivate {
 #[derive(Debug)]
 pub struct Room {
     id: String,
+    /// This incarnation of the room, announced in every [`JoinedRoom`]: random, so that a room
+    /// created again under the same name (after a restart, or after it was dropped) differs.
+    epoch: u64,
     creator: String,
     next_seq: u64,
     members: BTreeMap<String, Member>,
@@ -177,6 +180,7 @@ impl Room {
     pub fn new(id: String, creator: String, now: Instant) -> Self {
         Self {
             id,
+            epoch: rand::random(),
             creator,
             next_seq: 1,
             members: BTreeMap::new(),
@@ -352,6 +356,7 @@ impl Room {
             members: self.member_count(),
             next_seq,
             stream_id,
+            epoch: self.epoch,
         })
     }
 
@@ -412,6 +417,7 @@ impl Room {
             members: self.member_count(),
             next_seq: self.next_seq,
             stream_id: sub.stream_id,
+            epoch: self.epoch,
         };
         if let Some(member) = self.members.get_mut(user) {
             member.subscribers.push(sub);

@@ -400,6 +400,50 @@ async fn a_restarted_server_is_rejoined_with_the_gap_and_chat_goes_on() {
 }
 
 #[tokio::test]
+async fn a_server_restart_the_client_never_heard_of_is_told_by_the_room_epoch() {
+    // Alice is cut off before the server goes away, so she never gets its notice, as after a
+    // crash. The new room under the same name then outnumbers her old position: only the
+    // epoch in the join's answer says it is another room.
+    let config =
+        ServerConfig { auto_create_rooms: true, shutdown_grace: 200 * MS, ..quick_server() };
+    let server = TestServer::start_with(config.clone()).await;
+    let proxy = proxy(&server).await;
+    let (alice, mut events) = flaky_client(&server, &proxy, "alice").connect().await.unwrap();
+    alice.join("plaza").await.unwrap();
+    for text in ["old 1", "old 2"] {
+        alice.send("plaza", text).await.unwrap();
+    }
+    assert_eq!(room_content(&mut events, "plaza", 2).await, ["#1 old 1", "#2 old 2"]);
+
+    proxy.set_down(true);
+    let server = server.restart(config).await;
+    let (carol, _carol_events) = server.connect("carol").await;
+    carol.join("plaza").await.unwrap();
+    for text in ["new 1", "new 2", "new 3", "new 4"] {
+        carol.send("plaza", text).await.unwrap();
+    }
+    proxy.set_down(false);
+
+    let reason = next_matching(&mut events, "a new session", |e| match e {
+        Event::NewSession { reason, .. } => Some(reason.clone()),
+        Event::GoingAway { .. } => panic!("alice was not to hear the notice"),
+        Event::Left { .. } | Event::RejoinFailed { .. } | Event::Disconnected { .. } => {
+            panic!("the room must go on: {e:?}")
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason.map(|r| r.code), Some(ErrorCode::SessionExpired));
+    carol.send("plaza", "hello alice").await.unwrap();
+    assert_eq!(
+        room_content(&mut events, "plaza", 5).await,
+        ["gap 1-4", "#5 hello alice"],
+        "every message of the new room before the rejoin, not 3-4 after the old position"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_rebind_migrates_the_connection_without_a_reconnection() {
     let server = TestServer::start().await;
     let proxy = proxy(&server).await;
