@@ -311,7 +311,11 @@ impl RoomTracker {
         let newer_join = state.joined;
         match newer_join {
             // The room was joined again while this membership's stream was still delivering.
-            Some(joined) => *state = RoomState { joined: Some(joined), ..RoomState::default() },
+            Some(joined) => {
+                // The new join's response told the epoch.
+                let epoch = state.epoch;
+                *state = RoomState { joined: Some(joined), epoch, ..RoomState::default() }
+            }
             None => drop(self.rooms.remove(room)),
         }
         true
@@ -345,9 +349,15 @@ impl RoomTracker {
             .iter()
             .filter(|(_, state)| !state.leaving)
             .filter_map(|(room, state)| {
-                let last_seq = state
-                    .last_seq
-                    .or_else(|| state.joined.map(|(_, next_seq)| next_seq.saturating_sub(1)))?;
+                let last_seq = if matches!(state.next, NextStream::Rejoined { new_room: true, .. })
+                {
+                    // A new room under the same name: nothing of it has been seen yet.
+                    0
+                } else {
+                    state
+                        .last_seq
+                        .or_else(|| state.joined.map(|(_, next_seq)| next_seq.saturating_sub(1)))?
+                };
                 let last_private_seq = state.last_private_seq;
                 Some(RoomPosition { room: room.clone(), last_seq, last_private_seq })
             })
@@ -362,7 +372,10 @@ impl RoomTracker {
         let held: HashSet<&str> = returned.iter().map(|joined| joined.room.as_str()).collect();
         for joined in returned {
             let state = self.rooms.entry(joined.room.clone()).or_default();
-            state.epoch = Some(joined.epoch);
+            if state.epoch.replace(joined.epoch).is_some_and(|epoch| epoch != joined.epoch) {
+                // Not the room the position was counted in: everything of this one is owed.
+                state.last_seq = Some(0);
+            }
             // A leave that was in flight did not happen: the application was told its outcome
             // was unknown and may ask again.
             state.leaving = false;
@@ -386,7 +399,13 @@ impl RoomTracker {
                 reattach.left.push(room.clone());
                 return false;
             }
+            // A rejoin found a new room (or would have) but its stream never started: the old
+            // position means nothing in the new room's numbering, whatever comes next.
+            let new_numbering = matches!(state.next, NextStream::Rejoined { new_room: true, .. });
             state.settle();
+            if new_numbering {
+                state.last_seq = Some(0);
+            }
             state.stream = None;
             state.next = if held {
                 NextStream::Resumed
@@ -734,5 +753,52 @@ mod tests {
         tracker.stream_started("r", 2);
         assert_eq!(position(&tracker, "r"), Some(49));
         deliver(&mut tracker, "r", 2, &[50]);
+
+        // The new membership's epoch is remembered: a later restart is still told apart.
+        tracker.fresh_session();
+        tracker.note_joined(&joined_in("r", 2, 60, 3));
+        tracker.stream_started("r", 3);
+        assert_eq!(tracker.start("r", 3), StreamStart::Ready { gap: Some((1, 59)) });
+    }
+
+    #[test]
+    fn a_new_room_found_by_a_rejoin_cut_short_is_still_counted_from_1() {
+        // The rejoin's response reveals another epoch, then the connection drops before the
+        // rejoin's stream starts; the next connection resumes the fresh session.
+        let mut tracker = RoomTracker::default();
+        tracker.note_joined(&joined_in("r", 1, 1, 1));
+        tracker.stream_started("r", 1);
+        deliver(&mut tracker, "r", 1, &[1, 2, 3, 4, 5, 6]);
+        tracker.fresh_session();
+        tracker.note_joined(&joined_in("r", 2, 4, 2));
+        assert_eq!(position(&tracker, "r"), Some(0), "not 6, a position in the old room");
+        assert_eq!(tracker.resumed(&[joined_in("r", 2, 8, 3)]), Reattach::default());
+        assert_eq!(position(&tracker, "r"), Some(0));
+        tracker.stream_started("r", 3);
+        // The server replays from where the membership started (4): 1..=3 are reported.
+        assert_eq!(tracker.on_message("r", 3, 4), Delivery::Deliver { gap: Some((1, 3)) });
+
+        // The same, when the next connection has to start a fresh session again.
+        let mut tracker = RoomTracker::default();
+        tracker.note_joined(&joined_in("r", 1, 1, 1));
+        tracker.stream_started("r", 1);
+        deliver(&mut tracker, "r", 1, &[1, 2, 3, 4, 5, 6]);
+        tracker.fresh_session();
+        tracker.note_joined(&joined_in("r", 2, 4, 2));
+        tracker.fresh_session();
+        tracker.note_joined(&joined_in("r", 2, 9, 3));
+        tracker.stream_started("r", 3);
+        assert_eq!(tracker.start("r", 3), StreamStart::Ready { gap: Some((1, 8)) });
+
+        // A resumed session holding another epoch than the client knew (its join's response
+        // was lost with the connection) is counted from 1 too.
+        let mut tracker = RoomTracker::default();
+        tracker.note_joined(&joined_in("r", 1, 1, 1));
+        tracker.stream_started("r", 1);
+        deliver(&mut tracker, "r", 1, &[1, 2, 3, 4, 5, 6]);
+        tracker.fresh_session();
+        tracker.resumed(&[joined_in("r", 2, 8, 3)]);
+        tracker.stream_started("r", 3);
+        assert_eq!(tracker.on_message("r", 3, 4), Delivery::Deliver { gap: Some((1, 3)) });
     }
 }
