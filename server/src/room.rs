@@ -165,6 +165,10 @@ fn attributes_fit(attributes: &Attributes, config: &ServerConfig) -> bool {
         && attributes.keys().all(|k| !k.is_empty())
 }
 
+fn not_in_room(user: &str, room: &str) -> ErrorFrame {
+    error(ErrorCode::NotAMember, format!("{user} is not in room {room}"))
+}
+
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
     ErrorFrame::new(code, message)
 }
@@ -224,9 +228,11 @@ impl Room {
     }
 
     fn member(&self, user: &str) -> Result<&Member, ErrorFrame> {
-        self.members.get(user).ok_or_else(|| {
-            error(ErrorCode::NotAMember, format!("{user} is not in room {}", self.id))
-        })
+        self.members.get(user).ok_or_else(|| not_in_room(user, &self.id))
+    }
+
+    fn member_mut(&mut self, user: &str) -> Result<&mut Member, ErrorFrame> {
+        self.members.get_mut(user).ok_or_else(|| not_in_room(user, &self.id))
     }
 
     /// Batches the fan-out of a room that grew large, and stops batching when it shrinks.
@@ -623,11 +629,8 @@ impl Room {
         if let Some(kind) = &kind {
             validate_kind(kind).map_err(|e| error(ErrorCode::BadRequest, e.to_string()))?;
         }
-        let id = &self.id;
-        let target = self
-            .members
-            .get_mut(to)
-            .ok_or_else(|| error(ErrorCode::NotAMember, format!("{to} is not in room {id}")))?;
+        let before_seq = self.next_seq;
+        let target = self.member_mut(to)?;
         let seq = target.next_private_seq;
         let message =
             PrivateMessage { seq, from: from.to_string(), timestamp_ms: unix_ms, kind, text };
@@ -635,10 +638,10 @@ impl Room {
         for sub in &target.subscribers {
             sub.queue.push(frame.clone());
         }
-        target.keep_private(KeptPrivate { seq, before_seq: self.next_seq, at: now, frame });
-        self.kept_privates += 1;
-        self.kept_privates -= target.trim_privates(now, config);
+        target.keep_private(KeptPrivate { seq, before_seq, at: now, frame });
         target.next_private_seq += 1;
+        let forgotten = target.trim_privates(now, config);
+        self.kept_privates = self.kept_privates + 1 - forgotten;
         Ok(())
     }
 
@@ -683,9 +686,7 @@ impl Room {
         if role == Role::Owner {
             return Err(error(ErrorCode::BadRequest, "ownership cannot be granted"));
         }
-        let member = self.members.get_mut(target).ok_or_else(|| {
-            error(ErrorCode::NotAMember, format!("{target} is not in room {}", self.id))
-        })?;
+        let member = self.member_mut(target)?;
         if member.role == Role::Owner {
             return Err(error(ErrorCode::Forbidden, "the owner's role cannot be changed"));
         }
